@@ -1,0 +1,28 @@
+"""Shared fixtures of the network tests: the official VGGT tiny fixture, loaded once per session."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+SHARED = Path(__file__).resolve().parents[2] / ".." / "shared"
+VGGT_FIXTURES = SHARED / "fixtures" / "vggt"
+TINY_A = VGGT_FIXTURES / "tiny_a"
+
+
+@pytest.fixture(scope="session")
+def tiny_a() -> dict[str, Any]:
+    from safetensors.torch import load_file
+
+    if not TINY_A.is_dir():
+        pytest.fail(f"fixture directory missing: {TINY_A}")
+    return {
+        "config": json.loads((TINY_A / "config.json").read_text())["model"],
+        "weights": load_file(str(TINY_A / "weights.safetensors")),
+        "inputs": load_file(str(TINY_A / "inputs.safetensors")),
+        "outputs": load_file(str(TINY_A / "outputs.safetensors")),
+    }

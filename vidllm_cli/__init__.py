@@ -1,0 +1,1 @@
+"""vidllm command line: a thin Typer + Rich layer over vidllm_core."""

@@ -1,0 +1,41 @@
+"""Helpers shared by the subcommands: one-line errors, console, seeding."""
+
+from __future__ import annotations
+
+import sys
+from typing import NoReturn
+
+import typer
+from rich.console import Console
+
+console = Console(stderr=True)
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    """Print one clear line on stderr and exit non-zero (no traceback)."""
+    print(f"error: {message}", file=sys.stderr, flush=True)
+    raise typer.Exit(code)
+
+
+def not_built(name: str, issue: str) -> NoReturn:
+    fail(f"`vidllm {name}` is not built yet ({issue}); see CHANGELOG.md for what exists", code=3)
+
+
+class user_errors:
+    """Context manager: turn library input errors (VidLLMError, OSError on user paths) into one line + exit 2."""
+
+    def __enter__(self) -> "user_errors":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        if exc is None:
+            return False
+        from vidllm_core.errors import VidLLMError
+
+        if isinstance(exc, VidLLMError):
+            fail(str(exc))
+        if isinstance(exc, (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)):
+            fail(f"{exc.strerror}: {exc.filename}" if exc.filename else str(exc))
+        if isinstance(exc, OSError) and exc.errno == 28:
+            fail(f"no space left on device: {exc.filename or ''}".rstrip())
+        return False

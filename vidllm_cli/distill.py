@@ -1,0 +1,8 @@
+"""`vidllm distill`: not built yet (training issue)."""
+
+from vidllm_cli.common import not_built
+
+
+def command() -> None:
+    """(not built yet) see CHANGELOG.md."""
+    not_built("distill", "training issue")

@@ -1,0 +1,259 @@
+"""`vidllm reconstruct`: video or image folder -> coloured PLY, cameras JSON and depth PNGs (issue 2 item 5).
+
+Stages: read + uniformly sample frames, preprocess like the model was trained, run the reconstruction branch,
+gather confident points, write every output atomically (all outputs are staged and renamed at the very end, so a
+failure leaves no partial file).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from vidllm_cli.common import console, fail, user_errors
+
+# The one place that decides what happens without --model / --vggt (a shipped default model comes later).
+NO_MODEL_MESSAGE = "no model given: pass --model DIR (a directory written by `vidllm init`) or --vggt CKPT"
+
+
+class _Preprocess:
+    """Preprocessing settings of the official VGGT checkpoint (load_and_preprocess_images defaults)."""
+
+    mode = "crop"
+    image_size = 518
+    patch_size = 14
+    num_frames = 32
+
+
+class _OfficialVGGTAdapter:
+    """Wrap the official-VGGT network (relative scale) so it answers `reconstruct` like VidLLM does."""
+
+    def __init__(self, net: Any) -> None:
+        self.net = net
+        self.preprocess_config = _Preprocess()
+
+    def to(self, device: str) -> "_OfficialVGGTAdapter":
+        self.net.to(device)
+        return self
+
+    def reconstruct(self, images: Any) -> dict[str, Any]:
+        import torch
+
+        from vidllm_core.geometry.pose_encoding import pose_encoding_to_extri_intri
+        from vidllm_core.geometry.unproject import depth_to_world_points
+
+        with torch.inference_mode():
+            pred = self.net(images)
+        H, W = images.shape[-2:]
+        extrinsic, intrinsic = pose_encoding_to_extri_intri(pred["pose_enc"], (H, W))
+        depth = pred["depth"].reshape(-1, H, W)
+        extrinsic, intrinsic = extrinsic.reshape(-1, 3, 4), intrinsic.reshape(-1, 3, 3)
+        return {"depth": depth, "depth_conf": pred["depth_conf"].reshape(-1, H, W), "extrinsic": extrinsic,
+                "intrinsic": intrinsic, "world_points": depth_to_world_points(depth, extrinsic, intrinsic),
+                "scale": 1.0, "metric": False}
+
+
+def load_model(model_dir: Optional[Path], vggt: Optional[Path], device: str) -> Any:
+    """Return an object with `.preprocess_config` and `.reconstruct(images)` on `device` (tests replace this)."""
+    if model_dir is None and vggt is None:
+        fail(NO_MODEL_MESSAGE)
+    if model_dir is not None and vggt is not None:
+        fail("give either --model or --vggt, not both")
+    if model_dir is not None:
+        if not model_dir.is_dir():
+            fail(f"model directory not found: '{model_dir}'")
+        from vidllm_core.models.vidllm import VidLLM
+
+        return VidLLM.from_pretrained(model_dir).to(device).eval()
+    if not vggt.is_file():
+        fail(f"VGGT checkpoint not found: '{vggt}'")
+    try:
+        from vidllm_core.convert.vggt import VGGT_1B_MODEL_CONFIG, build_from_official, load_official_checkpoint
+        import vidllm_core.geometry.pose_encoding  # noqa: F401
+        import vidllm_core.geometry.unproject  # noqa: F401
+    except ImportError as exc:
+        fail(f"--vggt is not available in this build ({exc.name} is missing)")
+    net = build_from_official(VGGT_1B_MODEL_CONFIG, load_official_checkpoint(vggt)).eval()
+    return _OfficialVGGTAdapter(net).to(device)
+
+
+def _can_write(folder: Path) -> bool:
+    return os.access(folder, os.W_OK | os.X_OK)
+
+
+def _check_writable(path: Path, what: str) -> None:
+    """Fail early (one line) when `path` cannot be created: parent is a file or a folder we cannot write."""
+    parent = path.parent if path.parent != Path("") else Path(".")
+    probe = parent
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if not probe.is_dir():
+        fail(f"cannot write {what} '{path}': '{probe}' is not a folder")
+    if not _can_write(probe):
+        fail(f"cannot write {what} '{path}': folder '{probe}' is not writable")
+    if path.is_dir() and what != "depth folder":
+        fail(f"cannot write {what} '{path}': it is a folder")
+
+
+def _to_numpy(x: Any):
+    import numpy as np
+    import torch
+
+    if isinstance(x, torch.Tensor):
+        x = x.detach().to("cpu", torch.float32).numpy()
+    return np.asarray(x)
+
+
+@contextlib.contextmanager
+def _progress() -> Iterator[Any]:
+    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
+                  console=console, transient=True) as progress:
+        yield progress
+
+
+def command(
+    video: Annotated[Path, typer.Argument(help="Video file (mp4, mov, ...) or a folder of .jpg/.png images.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Point cloud to write (.ply).")],
+    cameras: Annotated[Optional[Path], typer.Option("--cameras", help="Also write per-frame cameras (JSON).")] = None,
+    depth_dir: Annotated[Optional[Path], typer.Option("--depth-dir",
+                                                      help="Also write 16-bit depth PNGs in millimetres.")] = None,
+    frames: Annotated[Optional[int], typer.Option("--frames", min=1,
+                                                  help="Frames to sample uniformly [default: the model's]")] = None,
+    model: Annotated[Optional[Path], typer.Option("--model", help="Model directory (vidllm init).")] = None,
+    vggt: Annotated[Optional[Path], typer.Option("--vggt", help="Official VGGT checkpoint (relative scale).")] = None,
+    device: Annotated[str, typer.Option("--device", help="cpu or cuda.")] = "cpu",
+    conf_percentile: Annotated[float, typer.Option("--conf-percentile", min=0.0, max=100.0,
+                                                   help="Drop this % of least-confident points.")] = 50.0,
+    max_points: Annotated[Optional[int], typer.Option("--max-points", min=1,
+                                                      help="Cap on points written (seeded random subset).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a machine-readable summary on stdout.")] = False,
+) -> None:
+    """Reconstruct a video (or image folder) into a coloured point cloud with cameras and depth."""
+    t_start = time.perf_counter()
+    if output.suffix.lower() != ".ply":
+        fail(f"output must end in .ply, got '{output}'")
+    if device not in ("cpu", "cuda"):
+        fail(f"--device must be cpu or cuda, got '{device}'")
+    _check_writable(output, "point cloud")
+    if cameras is not None:
+        _check_writable(cameras, "cameras file")
+    if depth_dir is not None:
+        _check_writable(depth_dir, "depth folder")
+
+    with user_errors():
+        import numpy as np
+        import torch
+
+        from vidllm_core.data.preprocess import preprocess_with_info
+        from vidllm_core.data.video import probe, read_frames
+        from vidllm_core.export import (
+            atomic_dir, camera_to_world, check_replaceable_dir, points_from_prediction, write_cameras_json,
+            write_depth_pngs, write_point_cloud,
+        )
+        from vidllm_core.io import atomic_path
+
+        if depth_dir is not None:
+            check_replaceable_dir(depth_dir)
+        if device == "cuda" and not torch.cuda.is_available():
+            fail("--device cuda was asked for but no CUDA device is available")
+        probe(video)  # a broken input fails here, before any model is loaded
+        timings: dict[str, float] = {}
+
+        with _progress() as progress:
+            task = progress.add_task("loading model", total=5)
+            t = time.perf_counter()
+            net = load_model(model, vggt, device)
+            cfg = net.preprocess_config
+            timings["load_model_s"] = time.perf_counter() - t
+            progress.update(task, advance=1, description="reading frames")
+
+            t = time.perf_counter()
+            clip = read_frames(video, frames or int(cfg.num_frames))
+            timings["read_s"] = time.perf_counter() - t
+            src_h, src_w = clip.images.shape[1:3]
+            console.print(f"read {len(clip.indices)} of {clip.num_source_frames} frames ({src_w}x{src_h}) "
+                          f"from {video} with {clip.backend}")
+            progress.update(task, advance=1, description="preprocessing")
+
+            t = time.perf_counter()
+            images, infos = preprocess_with_info(list(clip.images), mode=cfg.mode, target_size=int(cfg.image_size),
+                                                 patch_size=int(getattr(cfg, "patch_size", 14)))
+            timings["preprocess_s"] = time.perf_counter() - t
+            S, _, H, W = images.shape
+            progress.update(task, advance=1, description=f"network ({S} frames at {W}x{H}, {device})")
+
+            t = time.perf_counter()
+            with torch.inference_mode():
+                pred = net.reconstruct(images.to(device))
+            timings["network_s"] = time.perf_counter() - t
+            progress.update(task, advance=1, description="writing outputs")
+
+            t = time.perf_counter()
+            world = _to_numpy(pred["world_points"]).reshape(S, H, W, 3)
+            conf = _to_numpy(pred["depth_conf"]).reshape(S, H, W)
+            depth = _to_numpy(pred["depth"]).reshape(S, H, W)
+            extrinsic = _to_numpy(pred["extrinsic"]).reshape(S, 3, 4)
+            intrinsic = _to_numpy(pred["intrinsic"]).reshape(S, 3, 3)
+            scale, metric = float(pred.get("scale", 1.0)), bool(pred.get("metric", False))
+            valid = np.zeros((S, H, W), dtype=bool)  # exclude white padding (pad mode, mixed shapes)
+            for i, info in enumerate(infos):
+                h_in = min(info.resized_height - info.crop_top, H - info.pad_top)
+                w_in = min(info.resized_width - info.crop_left, W - info.pad_left)
+                valid[i, info.pad_top:info.pad_top + h_in, info.pad_left:info.pad_left + w_in] = True
+            colors = (images.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+            cloud = points_from_prediction(world, colors, conf, conf_percentile=conf_percentile,
+                                           max_points=max_points, mask=valid)
+            with contextlib.ExitStack() as stage:  # every output is renamed into place only if all succeed
+                write_point_cloud(stage.enter_context(atomic_path(output)), cloud.points, cloud.colors,
+                                  cloud.confidence)
+                if cameras is not None:
+                    write_cameras_json(
+                        stage.enter_context(atomic_path(cameras)), source_indices=clip.indices.tolist(),
+                        timestamps=None if clip.timestamps is None else clip.timestamps.tolist(),
+                        camera_to_world=camera_to_world(extrinsic), intrinsics=intrinsic, width=W, height=H,
+                        metric=metric, scale=scale,
+                        source_intrinsics=np.stack([inf.intrinsics_to_source(k) for inf, k in zip(infos, intrinsic)]),
+                        extra={"source": str(video), "source_width": int(src_w), "source_height": int(src_h),
+                               "fps": clip.fps, "preprocess": {"mode": cfg.mode, "image_size": int(cfg.image_size)}})
+                if depth_dir is not None:
+                    write_depth_pngs(stage.enter_context(atomic_dir(depth_dir)), depth)
+            timings["write_s"] = time.perf_counter() - t
+            progress.update(task, advance=1)
+    timings["total_s"] = time.perf_counter() - t_start
+
+    summary = {
+        "input": str(video),
+        "backend": clip.backend,
+        "frames": int(S),
+        "source_frames": clip.indices.tolist(),
+        "source_resolution": [int(src_w), int(src_h)],
+        "resolution": [int(W), int(H)],
+        "points": int(len(cloud.points)),
+        "scale": scale,
+        "metric": metric,
+        "device": device,
+        "timings": {k: round(v, 4) for k, v in timings.items()},
+        "outputs": {"ply": str(output), "cameras": None if cameras is None else str(cameras),
+                    "depth_dir": None if depth_dir is None else str(depth_dir)},
+    }
+    if as_json:
+        typer.echo(json.dumps(summary))
+        return
+    units = "metres" if metric else "relative units (not metric)"
+    console.print(f"wrote {summary['points']:,} points to {output} ({units}, scale {scale:.4g}) "
+                  f"in {timings['total_s']:.2f} s")
+    if cameras is not None:
+        console.print(f"wrote {S} cameras to {cameras}")
+    if depth_dir is not None:
+        console.print(f"wrote {S} depth PNGs (uint16 millimetres) to {depth_dir}/")

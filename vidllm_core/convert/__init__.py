@@ -1,0 +1,1 @@
+"""Explicit key maps from public checkpoints (VGGT, Hugging Face DINOv2) onto vidllm modules."""

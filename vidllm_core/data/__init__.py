@@ -1,0 +1,1 @@
+"""Data: video reading, frame sampling, synthetic scenes and benchmark loaders."""

@@ -1,0 +1,21 @@
+"""Exceptions the library raises for bad input; the CLI turns each into one line on stderr."""
+
+
+class VidLLMError(Exception):
+    """Base class: a problem with the user's input, files or checkpoints (not a bug)."""
+
+
+class VideoError(VidLLMError):
+    """A video (or image folder) is missing, empty, truncated or not decodable."""
+
+
+class CheckpointError(VidLLMError):
+    """A checkpoint or model directory is missing, malformed or does not match its config."""
+
+
+class ConfigError(VidLLMError):
+    """A configuration file or value is invalid."""
+
+
+class DataError(VidLLMError):
+    """Annotations, scenes or predictions are malformed."""

@@ -1,0 +1,1 @@
+"""Geometry helpers: pose encoding, unprojection, scale alignment, point clouds."""

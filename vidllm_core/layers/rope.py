@@ -1,0 +1,56 @@
+"""2-D rotary position embedding on patch rows/columns (RoFormer, Su et al. 2021; VGGT Sec. 3.2 / layers/rope.py)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def patch_positions(batch: int, height: int, width: int, device: torch.device | None = None) -> torch.Tensor:
+    """Integer ``(row, col)`` positions of a ``height x width`` patch grid, row-major.
+
+    Returns:
+        ``[batch, height*width, 2]`` int64, ``[..., 0]`` the row (y), ``[..., 1]`` the column (x).
+    """
+    rows = torch.arange(height, device=device)
+    cols = torch.arange(width, device=device)
+    grid = torch.cartesian_prod(rows, cols)
+    return grid.unsqueeze(0).expand(batch, -1, -1)
+
+
+def _rotate_half(x: torch.Tensor) -> torch.Tensor:
+    x1, x2 = x.chunk(2, dim=-1)
+    return torch.cat((-x2, x1), dim=-1)
+
+
+class RotaryPositionEmbedding2D(nn.Module):
+    """Rotate the first half of each head by the row position and the second half by the column.
+
+    Within each half of size ``d``: ``inv_freq = 1 / frequency ** (arange(0, d, 2) / d)``, angles duplicated
+    (half-split / NeoX style, not interleaved), ``x * cos + rotate_half(x) * sin``. The tables are computed in
+    float32 and cast to the token dtype. No parameters or buffers.
+
+    Args:
+        frequency: RoPE base (VGGT: 100).
+    """
+
+    def __init__(self, frequency: float = 100.0) -> None:
+        super().__init__()
+        self.frequency = float(frequency)
+
+    def _tables(self, dim: int, positions: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        exponents = torch.arange(0, dim, 2, device=positions.device, dtype=torch.float32) / dim
+        inv_freq = 1.0 / (self.frequency**exponents)
+        angles = positions.to(torch.float32)[..., None] * inv_freq  # [B, N, dim/2]
+        angles = torch.cat((angles, angles), dim=-1)  # [B, N, dim]
+        return angles.cos().to(dtype)[:, None], angles.sin().to(dtype)[:, None]  # [B, 1, N, dim]
+
+    def forward(self, tokens: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        """``tokens [B, heads, N, D]``, ``positions [B, N, 2]`` (row, col) -> rotated ``[B, heads, N, D]``."""
+        half = tokens.shape[-1] // 2
+        vertical, horizontal = tokens.split(half, dim=-1)
+        out = []
+        for feats, pos in ((vertical, positions[..., 0]), (horizontal, positions[..., 1])):
+            cos, sin = self._tables(half, pos, tokens.dtype)
+            out.append(feats * cos + _rotate_half(feats) * sin)
+        return torch.cat(out, dim=-1)

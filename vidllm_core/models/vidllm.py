@@ -1,0 +1,260 @@
+"""The Vid-LLM network (paper Sec. 3, Fig. 2): shared DINOv2 encoder -> Cross-Task Adapter -> reconstruction branch
+(Global-Frame aggregator, camera / DPT heads, Metric Depth Model, real-scale alignment) and 3D patch tokens (Eq. 3-4)
+for the language branch.
+
+One-way gradient (Sec. 3.4): the 3D patch tokens are built from DETACHED geometry, so a loss on the language stream
+reaches the encoder, the adapter and the language-side modules, never the aggregator, the heads or the metric-depth
+model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from vidllm_core.config import VidLLMConfig
+from vidllm_core.errors import CheckpointError
+from vidllm_core.geometry.pose_encoding import pose_encoding_to_extri_intri
+from vidllm_core.geometry.scale_alignment import apply_scale, scene_scale
+from vidllm_core.geometry.unproject import unproject_depth_to_world
+from vidllm_core.heads.camera import CameraHead
+from vidllm_core.heads.dpt import DPTHead
+from vidllm_core.models.adapter import CrossTaskAdapter
+from vidllm_core.models.aggregator import IMAGENET_MEAN, IMAGENET_STD, Aggregator
+from vidllm_core.models.encoder import DinoEncoder
+from vidllm_core.models.metric_depth import MetricDepthModel
+from vidllm_core.models.patch3d import Patch3DEmbedding
+from vidllm_core.models.reconstruction import VGGTReconstruction
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+
+
+@dataclass
+class SceneGeometry:
+    """Per-sequence metric reconstruction (all tensors detached).
+
+    depth [S,H,W] metres, depth_conf [S,H,W], extrinsic [S,3,4] camera-from-world (OpenCV axes, metres, world =
+    first camera), intrinsic [S,3,3] at (H,W), world_points [S,H,W,3] metres, scale (relative -> metres),
+    metric (False when the model has no metric-depth branch: the output is in VGGT's relative units).
+    """
+
+    depth: Tensor
+    depth_conf: Tensor
+    extrinsic: Tensor
+    intrinsic: Tensor
+    world_points: Tensor
+    scale: float
+    metric: bool
+
+    def as_dict(self) -> dict[str, Tensor | float | bool]:
+        return dict(self.__dict__)
+
+
+class VidLLM(nn.Module):
+    """Vid-LLM vision side; `language` (the causal-LLM branch) is attached by `vidllm_core.language` when present.
+
+    Args:
+        config: the composed model configuration (`vidllm_core.config.VidLLMConfig`).
+    """
+
+    def __init__(self, config: VidLLMConfig) -> None:
+        super().__init__()
+        self.config = config
+        enc, agg, cam = config.encoder, config.aggregator, config.camera_head
+        dim = enc.embed_dim
+        self.encoder = DinoEncoder(
+            img_size=enc.img_size, patch_size=enc.patch_size, embed_dim=dim, depth=enc.depth,
+            num_heads=enc.num_heads, mlp_ratio=enc.mlp_ratio, num_register_tokens=enc.num_register_tokens,
+            init_values=enc.init_values, layernorm_eps=enc.layernorm_eps,
+            interpolate_antialias=enc.interpolate_antialias, interpolate_offset=enc.interpolate_offset,
+        )
+        self.adapter = CrossTaskAdapter(
+            embed_dim=dim, num_heads=config.adapter.num_heads, variant=config.adapter.variant,
+            num_bridge_tokens=config.adapter.num_bridge_tokens, mlp_ratio=config.adapter.mlp_ratio,
+        )
+        aggregator = Aggregator(
+            embed_dim=dim, depth=agg.depth, num_heads=agg.num_heads, mlp_ratio=agg.mlp_ratio,
+            num_register_tokens=agg.num_register_tokens, patch_size=enc.patch_size, qk_norm=agg.qk_norm,
+            rope_freq=agg.rope_freq, init_values=agg.init_values, patch_embed=None,
+        )
+        camera_head = CameraHead(
+            dim_in=2 * dim, trunk_depth=cam.trunk_depth, num_heads=cam.num_heads, mlp_ratio=cam.mlp_ratio,
+            init_values=cam.init_values, num_iterations=cam.num_iterations,
+        )
+        depth_head = _dpt_head(config.depth_head, 2 * dim, enc.patch_size, output_dim=2, activation="exp")
+        point_head = (
+            _dpt_head(config.point_head, 2 * dim, enc.patch_size, output_dim=4, activation="inv_log")
+            if config.point_head is not None else None
+        )
+        self.reconstruction = VGGTReconstruction(aggregator, camera_head, point_head, depth_head)
+        md = config.metric_depth
+        self.metric_depth = (
+            MetricDepthModel(
+                embed_dim=dim, features=md.features, out_channels=md.out_channels, num_bins=md.num_bins,
+                min_depth=md.min_depth, max_depth=md.max_depth, patch_size=enc.patch_size,
+            )
+            if md is not None else None
+        )
+        self.patch3d = Patch3DEmbedding(dim, config.patch3d.hidden_dim)
+        self.register_buffer("image_mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("image_std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+
+    # ---- forward ---------------------------------------------------------------------------------------------
+    def forward(self, images: Tensor) -> dict[str, Tensor | list[Tensor]]:
+        """Run encoder, adapter and the reconstruction branch.
+
+        Args:
+            images: [B, S, 3, H, W] (or [S, 3, H, W]) RGB in [0, 1]; H, W multiples of the patch size.
+
+        Returns:
+            pose_enc [B,S,9], pose_enc_list (list of [B,S,9]), depth [B,S,H,W,1], depth_conf [B,S,H,W],
+            (world_points [B,S,H,W,3], world_points_conf [B,S,H,W] with a point head), metric_depth [B,S,H,W]
+            (with a metric-depth model), tokens_geom / tokens_lang [B,S,N,C] (T'_geom, T'_lang), tokens_base
+            [B,S,N,C] (T_base) and grid_hw (h, w) as a tensor.
+        """
+        if images.dim() == 4:
+            images = images.unsqueeze(0)
+        b, s, _, h, w = images.shape
+        p = self.config.encoder.patch_size
+        if h % p or w % p:
+            raise ValueError(f"image size {h}x{w} is not a multiple of the patch size {p}")
+        grid = (h // p, w // p)
+        x = (images.reshape(b * s, 3, h, w) - self.image_mean) / self.image_std
+        enc = self.encoder(x, intermediate_layers=list(self.config.encoder.intermediate_layers))
+        base = enc["x_norm_patchtokens"]
+        geom, lang = self.adapter(base)
+        tokens, start = self.reconstruction.aggregator.forward_tokens(geom.reshape(b, s, *geom.shape[1:]), grid)
+        out = self.reconstruction.forward_heads(tokens, start, (h, w))
+        if self.metric_depth is not None:
+            out["metric_depth"] = self.metric_depth(enc["intermediates"], grid, (h, w)).reshape(b, s, h, w)
+        out["tokens_base"] = base.reshape(b, s, *base.shape[1:])
+        out["tokens_geom"] = geom.reshape(b, s, *geom.shape[1:])
+        out["tokens_lang"] = lang.reshape(b, s, *lang.shape[1:])
+        out["grid_hw"] = torch.tensor(grid)
+        return out
+
+    # ---- geometry --------------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def geometry(self, out: Mapping[str, Tensor], index: int = 0) -> SceneGeometry:
+        """Metric reconstruction of batch item `index` from `forward` outputs (Sec. 3.2 real-scale alignment).
+
+        With alignment: scale = median over <= 16 seeded frames of the confidence-weighted LS scale between the DPT
+        depth and the metric depth; it multiplies depth, camera translations and points. Without alignment
+        (`alignment.enabled=False`, the "MD w/o alignment" ablation) the metric depth replaces the DPT depth and the
+        translations are scaled by the ratio of the two depths' medians. Without a metric-depth model, scale is 1.
+        """
+        depth = out["depth"][index, ..., 0].float()
+        conf = out["depth_conf"][index].float()
+        h, w = depth.shape[-2:]
+        extrinsic, intrinsic = pose_encoding_to_extri_intri(out["pose_enc"][index].float(), (h, w))
+        metric = "metric_depth" in out
+        scale = 1.0
+        if metric:
+            metric_depth = out["metric_depth"][index].float()
+            align = self.config.alignment
+            if align.enabled:
+                scale = scene_scale(depth, metric_depth, weights=conf, num_frames=align.num_frames, seed=align.seed)
+            else:
+                scale = float(metric_depth.median() / depth.median().clamp_min(1e-8))
+        depth, extrinsic, _ = apply_scale(depth, extrinsic, None, scale)
+        if metric and not self.config.alignment.enabled:
+            depth = out["metric_depth"][index].float()
+        points = unproject_depth_to_world(depth, extrinsic, intrinsic)
+        return SceneGeometry(depth, conf, extrinsic, intrinsic, points, scale, metric)
+
+    def patch_tokens_3d(self, tokens_lang: Tensor, geometry: SceneGeometry) -> tuple[Tensor, Tensor]:
+        """3D patch tokens of one sequence (Eq. 3-4).
+
+        Args:
+            tokens_lang: T'_lang [S, N, C] of the sequence.
+            geometry: its metric reconstruction (detached, so the language loss never reaches reconstruction).
+
+        Returns:
+            (T_3D [S*N, C], patch world coordinates [S*N, 3] in metres).
+        """
+        s, n, c = tokens_lang.shape
+        p = self.config.encoder.patch_size
+        h, w = geometry.depth.shape[-2:]
+        pts = geometry.world_points.detach().reshape(s, h // p, p, w // p, p, 3).mean(dim=(2, 4))
+        xyz = pts.reshape(s, n, 3)
+        return self.patch3d(tokens_lang, xyz).reshape(s * n, c), xyz.reshape(s * n, 3)
+
+    @torch.no_grad()
+    def reconstruct(self, images: Tensor) -> dict[str, Tensor | float | bool]:
+        """Metric reconstruction of one frame sequence `images` [S, 3, H, W] in [0, 1] (see `SceneGeometry`)."""
+        return self.geometry(self(images.unsqueeze(0))).as_dict()
+
+    # ---- checkpoints -----------------------------------------------------------------------------------------
+    def save_pretrained(self, directory: str | Path) -> None:
+        """Write `config.json` + `model.safetensors` (each atomically) into `directory`."""
+        from safetensors.torch import save_file
+
+        from vidllm_core.io import atomic_path, write_text_atomic
+
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
+        with atomic_path(directory / WEIGHTS_FILE) as tmp:
+            save_file(state, str(tmp), metadata={"format": "pt", "vidllm_preset": self.config.name})
+        write_text_atomic(directory / CONFIG_FILE, self.config.to_json() + "\n")
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path, device: str | torch.device = "cpu") -> "VidLLM":
+        """Load a model directory written by `save_pretrained` / `vidllm init`; returns the model in eval mode."""
+        directory = Path(directory)
+        if not directory.is_dir():
+            raise CheckpointError(f"model directory not found: {directory}")
+        if not (directory / WEIGHTS_FILE).is_file():
+            raise CheckpointError(f"model directory {directory} has no {WEIGHTS_FILE}")
+        config = VidLLMConfig.from_file(directory / CONFIG_FILE)
+        model = cls(config)
+        load_weights(model, _read_safetensors(directory / WEIGHTS_FILE), source=str(directory))
+        return model.to(device).eval()
+
+
+def _dpt_head(cfg, dim_in: int, patch_size: int, output_dim: int, activation: str) -> DPTHead:
+    return DPTHead(
+        dim_in=dim_in, patch_size=patch_size, output_dim=output_dim, activation=activation, conf_activation="expp1",
+        features=cfg.features, out_channels=cfg.out_channels, intermediate_layer_idx=cfg.intermediate_layer_idx,
+        pos_embed=cfg.pos_embed,
+    )
+
+
+def _read_safetensors(path: Path) -> dict[str, Tensor]:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(f"cannot read weights {path}: {exc}") from None
+
+
+def load_weights(model: nn.Module, state_dict: Mapping[str, Tensor], source: str, strict: bool = True) -> list[str]:
+    """Load `state_dict` into `model`, turning every mismatch into one CheckpointError line.
+
+    Returns the model keys that were not in `state_dict` (empty when `strict`).
+    """
+    own = model.state_dict()
+    shape_errors = [
+        f"{k} {tuple(v.shape)} vs {tuple(own[k].shape)}" for k, v in state_dict.items()
+        if k in own and tuple(v.shape) != tuple(own[k].shape)
+    ]
+    unexpected = sorted(set(state_dict) - set(own))
+    missing = sorted(set(own) - set(state_dict))
+    problems = []
+    if shape_errors:
+        problems.append(f"{len(shape_errors)} shape mismatch(es), e.g. {shape_errors[0]}")
+    if unexpected:
+        problems.append(f"{len(unexpected)} unexpected key(s), e.g. {unexpected[0]}")
+    if missing and strict:
+        problems.append(f"{len(missing)} missing key(s), e.g. {missing[0]}")
+    if problems:
+        raise CheckpointError(f"weights from {source} do not match the model config: " + "; ".join(problems))
+    model.load_state_dict(state_dict, strict=False)
+    return missing
