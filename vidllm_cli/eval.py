@@ -187,21 +187,21 @@ def _flat(metrics: dict, prefix: str = "") -> list[tuple[str, object]]:
 
 
 def _report(doc: dict, json_out: bool) -> None:
+    for note in doc["notes"]:
+        print(f"note: {note}", file=sys.stderr)
     if json_out:
         sys.stdout.write(json.dumps(doc["metrics"], indent=2) + "\n")
         return
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"vidllm eval {doc['task']} ({doc['n']} items, {doc['run'].get('source')})")
+    table = Table(title=f"vidllm eval {doc['task']} ({doc['n']} items, {doc['run'].get('source')})", min_width=56)
     table.add_column("metric")
     table.add_column("value", justify="right")
     for name, value in _flat(doc["metrics"]):
         text = f"{value:.4f}" if isinstance(value, float) else ("-" if value is None else str(value))
         table.add_row(name, text)
     Console(width=100).print(table)
-    for note in doc["notes"]:
-        print(f"note: {note}", file=sys.stderr)
 
 
 def _print_dry_run(task: str, report, json_out: bool) -> None:

@@ -1,8 +1,38 @@
-"""`vidllm init`: not built yet (network issue)."""
+"""`vidllm init`: write a model directory (config.json + model.safetensors) from a preset and public checkpoints."""
 
-from vidllm_cli.common import not_built
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from vidllm_cli.common import console, fail, user_errors
 
 
-def command() -> None:
-    """(not built yet) see CHANGELOG.md."""
-    not_built("init", "network issue")
+def command(
+    output: Annotated[Path, typer.Option("--output", "-o", help="Model directory to write.")],
+    preset: Annotated[str, typer.Option(help="Model size: tiny (tests), demo, paper (DINOv2-L + VGGT-1B).")] = "tiny",
+    vggt: Annotated[Optional[Path], typer.Option(help="Official VGGT checkpoint (model.pt / .safetensors).")] = None,
+    dinov2: Annotated[Optional[Path], typer.Option(help="Hugging Face DINOv2(-with-registers) directory.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the random initialisation of parts not loaded.")] = 0,
+    force: Annotated[bool, typer.Option(help="Overwrite an existing model directory.")] = False,
+) -> None:
+    """Assemble a model directory; parts without a checkpoint get seeded random weights."""
+    if (output / "model.safetensors").exists() and not force:
+        fail(f"{output} already holds a model; pass --force to overwrite it")
+    with user_errors():
+        from vidllm_core.config import VidLLMConfig
+        from vidllm_core.models.build import build_model
+
+        config = VidLLMConfig.from_name(preset)
+        with console.status(f"building the {preset} model"):
+            model, notes = build_model(config, vggt=vggt, dinov2=dinov2, seed=seed)
+        try:
+            model.save_pretrained(output)
+        except OSError as exc:
+            fail(f"cannot write {output}: {exc.strerror or exc}")
+    for line in notes:
+        console.print(line)
+    n_params = sum(p.numel() for p in model.parameters())
+    console.print(f"wrote {output} ({preset}, {n_params / 1e6:.2f} M parameters)")

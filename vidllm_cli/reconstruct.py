@@ -47,7 +47,7 @@ class _OfficialVGGTAdapter:
         import torch
 
         from vidllm_core.geometry.pose_encoding import pose_encoding_to_extri_intri
-        from vidllm_core.geometry.unproject import depth_to_world_points
+        from vidllm_core.geometry.unproject import unproject_depth_to_world
 
         with torch.inference_mode():
             pred = self.net(images)
@@ -56,7 +56,7 @@ class _OfficialVGGTAdapter:
         depth = pred["depth"].reshape(-1, H, W)
         extrinsic, intrinsic = extrinsic.reshape(-1, 3, 4), intrinsic.reshape(-1, 3, 3)
         return {"depth": depth, "depth_conf": pred["depth_conf"].reshape(-1, H, W), "extrinsic": extrinsic,
-                "intrinsic": intrinsic, "world_points": depth_to_world_points(depth, extrinsic, intrinsic),
+                "intrinsic": intrinsic, "world_points": unproject_depth_to_world(depth, extrinsic, intrinsic),
                 "scale": 1.0, "metric": False}
 
 
@@ -76,16 +76,31 @@ def load_model(model_dir: Optional[Path], vggt: Optional[Path], device: str) -> 
         fail(f"VGGT checkpoint not found: '{vggt}'")
     try:
         from vidllm_core.convert.vggt import VGGT_1B_MODEL_CONFIG, build_from_official, load_official_checkpoint
-        import vidllm_core.geometry.pose_encoding  # noqa: F401
-        import vidllm_core.geometry.unproject  # noqa: F401
+        from vidllm_core.geometry.pose_encoding import pose_encoding_to_extri_intri  # noqa: F401
+        from vidllm_core.geometry.unproject import unproject_depth_to_world  # noqa: F401
     except ImportError as exc:
-        fail(f"--vggt is not available in this build ({exc.name} is missing)")
+        fail(f"--vggt is not available in this build ({exc.name or exc} is missing)")
     net = build_from_official(VGGT_1B_MODEL_CONFIG, load_official_checkpoint(vggt)).eval()
     return _OfficialVGGTAdapter(net).to(device)
 
 
 def _can_write(folder: Path) -> bool:
     return os.access(folder, os.W_OK | os.X_OK)
+
+
+def _preprocess_settings(net: Any) -> tuple[str, int, int, int]:
+    """(mode, image_size, default num_frames, patch_size) of the loaded model.
+
+    `preprocess_config` is the interface; a VidLLM without it falls back to `config.input` / `config.encoder`.
+    """
+    cfg = getattr(net, "preprocess_config", None)
+    config = getattr(net, "config", None)
+    if cfg is None and config is not None:
+        cfg = config.input
+    patch = getattr(cfg, "patch_size", None)
+    if patch is None:
+        patch = getattr(getattr(config, "encoder", None), "patch_size", 14)
+    return str(cfg.mode), int(cfg.image_size), int(cfg.num_frames), int(patch)
 
 
 def _check_writable(path: Path, what: str) -> None:
@@ -174,12 +189,12 @@ def command(
             task = progress.add_task("loading model", total=5)
             t = time.perf_counter()
             net = load_model(model, vggt, device)
-            cfg = net.preprocess_config
+            mode, image_size, default_frames, patch_size = _preprocess_settings(net)
             timings["load_model_s"] = time.perf_counter() - t
             progress.update(task, advance=1, description="reading frames")
 
             t = time.perf_counter()
-            clip = read_frames(video, frames or int(cfg.num_frames))
+            clip = read_frames(video, frames or default_frames)
             timings["read_s"] = time.perf_counter() - t
             src_h, src_w = clip.images.shape[1:3]
             console.print(f"read {len(clip.indices)} of {clip.num_source_frames} frames ({src_w}x{src_h}) "
@@ -187,8 +202,8 @@ def command(
             progress.update(task, advance=1, description="preprocessing")
 
             t = time.perf_counter()
-            images, infos = preprocess_with_info(list(clip.images), mode=cfg.mode, target_size=int(cfg.image_size),
-                                                 patch_size=int(getattr(cfg, "patch_size", 14)))
+            images, infos = preprocess_with_info(list(clip.images), mode=mode, target_size=image_size,
+                                                 patch_size=patch_size)
             timings["preprocess_s"] = time.perf_counter() - t
             S, _, H, W = images.shape
             progress.update(task, advance=1, description=f"network ({S} frames at {W}x{H}, {device})")
@@ -206,6 +221,11 @@ def command(
             extrinsic = _to_numpy(pred["extrinsic"]).reshape(S, 3, 4)
             intrinsic = _to_numpy(pred["intrinsic"]).reshape(S, 3, 3)
             scale, metric = float(pred.get("scale", 1.0)), bool(pred.get("metric", False))
+            for name, value in (("depth", depth), ("extrinsic", extrinsic), ("intrinsic", intrinsic)):
+                bad = np.flatnonzero(~np.isfinite(value.reshape(S, -1)).all(axis=1))
+                if len(bad):
+                    fail(f"the network predicted non-finite {name} values for frame(s) "
+                         f"{', '.join(map(str, bad[:5].tolist()))}; the model weights look untrained or broken")
             valid = np.zeros((S, H, W), dtype=bool)  # exclude white padding (pad mode, mixed shapes)
             for i, info in enumerate(infos):
                 h_in = min(info.resized_height - info.crop_top, H - info.pad_top)
@@ -225,7 +245,7 @@ def command(
                         metric=metric, scale=scale,
                         source_intrinsics=np.stack([inf.intrinsics_to_source(k) for inf, k in zip(infos, intrinsic)]),
                         extra={"source": str(video), "source_width": int(src_w), "source_height": int(src_h),
-                               "fps": clip.fps, "preprocess": {"mode": cfg.mode, "image_size": int(cfg.image_size)}})
+                               "fps": clip.fps, "preprocess": {"mode": mode, "image_size": image_size}})
                 if depth_dir is not None:
                     write_depth_pngs(stage.enter_context(atomic_dir(depth_dir)), depth)
             timings["write_s"] = time.perf_counter() - t

@@ -227,7 +227,7 @@ def test_csv_malformed_and_missing_columns(tmp_path: Path) -> None:
     p.write_text(header + "\n" + rows[0] + "\n" + 'scene0000_00-x-2-1-2,"unterminated\n')
     with pytest.raises(DataError, match="nr3d.csv"):
         load_referit3d(p)
-    p.write_text(header + "\n" + rows[0].replace("['the', 'chair'", "['the' 'chair'") + "\n")
+    p.write_text(header + "\n" + rows[0].replace("['the', 'chair'", "['the', chair") + "\n")
     with pytest.raises(DataError, match="record 0 .*tokens"):
         load_referit3d(p)
 

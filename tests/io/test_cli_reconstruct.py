@@ -151,6 +151,24 @@ def test_failure_while_writing_leaves_no_output(fake: FakeModel, media: dict[str
     assert listing(out) == []  # the PLY and cameras staged before it were removed too
 
 
+def test_non_finite_network_output_fails_cleanly(monkeypatch: pytest.MonkeyPatch, media: dict[str, Path],
+                                                  tmp_path: Path) -> None:
+    model = FakeModel()
+    real = model.reconstruct
+
+    def zero_fov(images: torch.Tensor) -> dict[str, object]:
+        out = real(images)
+        out["intrinsic"][1, 0, 0] = float("inf")  # what fov = 0 gives: fx = (W/2) / tan(0)
+        return out
+
+    model.reconstruct = zero_fov
+    monkeypatch.setattr(cli_mod, "load_model", lambda *a: model)
+    result = _run(media["good"], "-o", tmp_path / "x.ply", "--cameras", tmp_path / "c.json")
+    assert result.exit_code != 0
+    assert "non-finite intrinsic values for frame(s) 1" in result.stderr.strip().splitlines()[-1]
+    assert listing(tmp_path) == []
+
+
 def test_no_model_asks_for_one(media: dict[str, Path], tmp_path: Path) -> None:
     result = _run(media["good"], "-o", tmp_path / "x.ply")
     assert result.exit_code != 0 and "--model DIR" in result.stderr
@@ -187,3 +205,22 @@ def test_bad_options(fake: FakeModel, media: dict[str, Path], tmp_path: Path) ->
     (tmp_path / "d" / "keep.txt").write_text("x")
     result = _run(media["good"], "-o", tmp_path / "x.ply", "--depth-dir", tmp_path / "d")
     assert "refusing to replace" in result.stderr and not (tmp_path / "x.ply").exists()
+
+
+def test_tiny_random_model_end_to_end(media: dict[str, Path], tmp_path: Path) -> None:
+    """The real network (tiny preset, random weights) through `--model DIR`; skipped until the model exists."""
+    vidllm = pytest.importorskip("vidllm_core.models.vidllm", reason="VidLLM model not built yet")
+    from vidllm_core.config import VidLLMConfig
+
+    torch.manual_seed(0)
+    model_dir = tmp_path / "tiny"
+    vidllm.VidLLM(VidLLMConfig.from_name("tiny")).save_pretrained(model_dir)
+    out = tmp_path / "out"
+    result = _run(media["good"], "-o", out / "room.ply", "--cameras", out / "cams.json", "--model", model_dir,
+                  "--frames", "2", "--json")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    ply = read_ply_vertices(out / "room.ply")
+    assert len(ply["x"]) == summary["points"] > 0 and np.isfinite(ply["x"]).all()
+    cams = json.loads((out / "cams.json").read_text())
+    assert len(cams["frames"]) == summary["frames"] == 2

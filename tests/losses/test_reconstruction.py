@@ -125,6 +125,9 @@ def test_filter_by_quantile():
     # Values clamp at 100 first: 0..1999 -> the quantile is 100, only 0..99 (100 <= 1000 values) would stay,
     # so nothing is dropped.
     assert filter_by_quantile(v * 100, 0.98).numel() == 2000
+    # Ties at the threshold are dropped (strictly below): 1500 zeros and 500 ones -> quantile 1 -> 1500 zeros.
+    tied = torch.cat([torch.zeros(1500), torch.ones(500)])
+    assert filter_by_quantile(tied, 0.98).tolist() == [0.0] * 1500
     small = torch.tensor([1.0, 500.0, 3.0])
     torch.testing.assert_close(filter_by_quantile(small, 0.98), torch.tensor([1.0, 100.0, 3.0]))  # clamp only
 

@@ -188,7 +188,9 @@ def dry_run(task: Task, paths: Sequence[Path], scenes_dir: Path | None) -> DryRu
         counts["objects"] = len(objects)
     if not records and not problems:
         problems.append(f"no {task.unit} found")
-    if scenes_dir is not None:
+    if scenes_dir is not None and not Path(scenes_dir).is_dir():
+        problems.append(f"scenes directory not found: {scenes_dir}")
+    elif scenes_dir is not None:
         frames = 0
         lenient = Problems(strict=False)
         found = 0

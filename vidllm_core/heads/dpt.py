@@ -69,9 +69,9 @@ class FeatureFusionBlock(nn.Module):
 
     def __init__(self, features: int, has_residual: bool = True) -> None:
         super().__init__()
+        self.out_conv = nn.Conv2d(features, features, kernel_size=1, bias=True)
         self.resConfUnit1 = ResidualConvUnit(features) if has_residual else None  # noqa: N815 (official key)
         self.resConfUnit2 = ResidualConvUnit(features)  # noqa: N815
-        self.out_conv = nn.Conv2d(features, features, kernel_size=1, bias=True)
 
     def forward(self, x0: torch.Tensor, x1: torch.Tensor | None = None, size: Sequence[int] | None = None) -> torch.Tensor:
         """Fuse ``x0`` (and the skip ``x1``), then resize to ``size`` (default x2)."""

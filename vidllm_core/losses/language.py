@@ -32,7 +32,7 @@ def answer_cross_entropy(logits: Tensor, labels: Tensor, ignore_index: int = IGN
     """
     if logits.dim() != 3 or labels.shape != logits.shape[:2]:
         raise ValueError(f"logits [B, L, V] and labels [B, L] expected, got {tuple(logits.shape)}, {tuple(labels.shape)}")
-    shift_logits = logits[:, 1:].reshape(-1, logits.shape[-1]).float()
+    shift_logits = logits[:, :-1].reshape(-1, logits.shape[-1]).float()
     shift_labels = labels[:, 1:].reshape(-1).to(torch.long)
     if not bool((shift_labels != ignore_index).any()):
         return logits.sum() * 0.0
