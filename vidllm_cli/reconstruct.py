@@ -60,20 +60,24 @@ class _OfficialVGGTAdapter:
                 "scale": 1.0, "metric": False}
 
 
-def load_model(model_dir: Optional[Path], vggt: Optional[Path], device: str) -> Any:
-    """Return an object with `.preprocess_config` and `.reconstruct(images)` on `device` (tests replace this)."""
+def check_model_source(model_dir: Optional[Path], vggt: Optional[Path]) -> None:
+    """Fail (one line) unless exactly one existing model source is given; runs before any work starts."""
     if model_dir is None and vggt is None:
         fail(NO_MODEL_MESSAGE)
     if model_dir is not None and vggt is not None:
         fail("give either --model or --vggt, not both")
+    if model_dir is not None and not model_dir.is_dir():
+        fail(f"model directory not found: '{model_dir}'")
+    if vggt is not None and not vggt.exists():
+        fail(f"VGGT checkpoint not found: '{vggt}'")
+
+
+def load_model(model_dir: Optional[Path], vggt: Optional[Path], device: str) -> Any:
+    """Return an object with `.preprocess_config` and `.reconstruct(images)` on `device` (tests replace this)."""
     if model_dir is not None:
-        if not model_dir.is_dir():
-            fail(f"model directory not found: '{model_dir}'")
         from vidllm_core.models.vidllm import VidLLM
 
         return VidLLM.from_pretrained(model_dir).to(device).eval()
-    if not vggt.is_file():
-        fail(f"VGGT checkpoint not found: '{vggt}'")
     try:
         from vidllm_core.convert.vggt import VGGT_1B_MODEL_CONFIG, build_from_official, load_official_checkpoint
         from vidllm_core.geometry.pose_encoding import pose_encoding_to_extri_intri  # noqa: F401
@@ -82,10 +86,6 @@ def load_model(model_dir: Optional[Path], vggt: Optional[Path], device: str) -> 
         fail(f"--vggt is not available in this build ({exc.name or exc} is missing)")
     net = build_from_official(VGGT_1B_MODEL_CONFIG, load_official_checkpoint(vggt)).eval()
     return _OfficialVGGTAdapter(net).to(device)
-
-
-def _can_write(folder: Path) -> bool:
-    return os.access(folder, os.W_OK | os.X_OK)
 
 
 def _preprocess_settings(net: Any) -> tuple[str, int, int, int]:
@@ -101,6 +101,10 @@ def _preprocess_settings(net: Any) -> tuple[str, int, int, int]:
     if patch is None:
         patch = getattr(getattr(config, "encoder", None), "patch_size", 14)
     return str(cfg.mode), int(cfg.image_size), int(cfg.num_frames), int(patch)
+
+
+def _can_write(folder: Path) -> bool:
+    return os.access(folder, os.W_OK | os.X_OK)
 
 
 def _check_writable(path: Path, what: str) -> None:
@@ -133,7 +137,7 @@ def _progress() -> Iterator[Any]:
     from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
-                  console=console, transient=True) as progress:
+                  console=console, transient=True, disable=not console.is_terminal) as progress:
         yield progress
 
 
@@ -165,6 +169,7 @@ def command(
         _check_writable(cameras, "cameras file")
     if depth_dir is not None:
         _check_writable(depth_dir, "depth folder")
+    check_model_source(model, vggt)
 
     with user_errors():
         import numpy as np

@@ -30,7 +30,7 @@ def test_init_bad_inputs_are_one_line(tmp_path):
     for args, message in (
         (["--preset", "huge"], "unknown preset"),
         (["--vggt", str(tmp_path / "missing.pt")], "checkpoint not found"),
-        (["--dinov2", str(tmp_path)], "DINOv2"),
+        (["--dinov2", str(tmp_path)], "no config.json"),
     ):
         result = runner.invoke(app, ["init", "-o", str(tmp_path / "out"), *args])
         assert result.exit_code == 2, (args, result.output)

@@ -113,7 +113,7 @@ def test_pad_mode_writes_no_padding_points(monkeypatch: pytest.MonkeyPatch, medi
                                            tmp_path: Path) -> None:
     model = FakeModel(mode="pad", image_size=56, num_frames=2)
     monkeypatch.setattr(cli_mod, "load_model", lambda *a: model)
-    result = _run(media["good"], "-o", tmp_path / "p.ply", "--conf-percentile", "0", "--json")
+    result = _run(media["good"], "-o", tmp_path / "p.ply", "--conf-percentile", "0", "--json", "--model", tmp_path)
     assert result.exit_code == 0, result.output
     assert model.seen[0].shape[-2:] == (56, 56)
     assert json.loads(result.stdout)["points"] == 2 * 42 * 56  # the 14 white rows are not points
@@ -146,7 +146,8 @@ def test_failure_while_writing_leaves_no_output(fake: FakeModel, media: dict[str
 
     monkeypatch.setattr("vidllm_core.export.write_depth_pngs", full_disk)  # the last writer fails
     out = tmp_path / "out"
-    result = _run(media["good"], "-o", out / "x.ply", "--cameras", out / "c.json", "--depth-dir", out / "d")
+    result = _run(media["good"], "-o", out / "x.ply", "--cameras", out / "c.json", "--depth-dir", out / "d",
+                  "--model", tmp_path)
     assert result.exit_code != 0 and result.stderr.strip().splitlines()[-1].startswith("error: no space left")
     assert listing(out) == []  # the PLY and cameras staged before it were removed too
 
@@ -163,7 +164,7 @@ def test_non_finite_network_output_fails_cleanly(monkeypatch: pytest.MonkeyPatch
 
     model.reconstruct = zero_fov
     monkeypatch.setattr(cli_mod, "load_model", lambda *a: model)
-    result = _run(media["good"], "-o", tmp_path / "x.ply", "--cameras", tmp_path / "c.json")
+    result = _run(media["good"], "-o", tmp_path / "x.ply", "--cameras", tmp_path / "c.json", "--model", tmp_path)
     assert result.exit_code != 0
     assert "non-finite intrinsic values for frame(s) 1" in result.stderr.strip().splitlines()[-1]
     assert listing(tmp_path) == []
@@ -203,7 +204,7 @@ def test_bad_options(fake: FakeModel, media: dict[str, Path], tmp_path: Path) ->
     assert "--device must be" in _run(media["good"], "-o", tmp_path / "x.ply", "--device", "tpu").stderr
     (tmp_path / "d").mkdir()
     (tmp_path / "d" / "keep.txt").write_text("x")
-    result = _run(media["good"], "-o", tmp_path / "x.ply", "--depth-dir", tmp_path / "d")
+    result = _run(media["good"], "-o", tmp_path / "x.ply", "--depth-dir", tmp_path / "d", "--model", tmp_path)
     assert "refusing to replace" in result.stderr and not (tmp_path / "x.ply").exists()
 
 

@@ -30,7 +30,14 @@ def scene(b: int = 2, m: int = 5, counts: tuple[int, ...] = (5, 3), seed: int = 
 
 @pytest.fixture(params=LLM_KINDS)
 def model(request, make_model) -> SceneLanguageModel:  # noqa: ANN001
+    """Both tiny LLMs (the checks that depend on the architecture)."""
     return make_model(request.param)
+
+
+@pytest.fixture
+def qwen(make_model) -> SceneLanguageModel:  # noqa: ANN001
+    """One tiny LLM for the checks that do not depend on the architecture (keeps the suite fast)."""
+    return make_model("qwen2")
 
 
 def test_labels_mask_exactly_the_answer(model: SceneLanguageModel) -> None:
@@ -76,25 +83,25 @@ def test_loss_is_answer_only(model: SceneLanguageModel) -> None:
     assert not torch.allclose(answer_cross_entropy(noisy2, batch.labels), total)
 
 
-def test_gradients_reach_projector_and_llm(model: SceneLanguageModel) -> None:
+def test_gradients_reach_projector_and_llm(qwen: SceneLanguageModel) -> None:
     tokens, xyz, mask = scene()
     tokens.requires_grad_(True)
-    total, _ = model.loss(tokens, xyz, mask, [P.scanqa_prompt("How many chairs?", "two")] * 2)
+    total, _ = qwen.loss(tokens, xyz, mask, [P.scanqa_prompt("How many chairs?", "two")] * 2)
     total.backward()
-    assert model.projector[0].weight.grad is not None and model.projector[0].weight.grad.abs().sum() > 0
-    assert model.llm.get_input_embeddings().weight.grad is not None
+    assert qwen.projector[0].weight.grad is not None and qwen.projector[0].weight.grad.abs().sum() > 0
+    assert qwen.llm.get_input_embeddings().weight.grad is not None
     assert tokens.grad is not None and tokens.grad[mask].abs().sum() > 0
     assert not tokens.grad[~mask].abs().any()  # padding scene tokens never reach the LLM
-    assert all(p.grad is None for p in model.grounding_head.parameters())
+    assert all(p.grad is None for p in qwen.grounding_head.parameters())
 
 
-def test_scene_tokens_are_used_and_padding_is_not(model: SceneLanguageModel) -> None:
+def test_scene_tokens_are_used_and_padding_is_not(qwen: SceneLanguageModel) -> None:
     tokens, xyz, mask = scene()
     prompts = [P.scanqa_prompt("How many chairs?")] * 2
 
     def logits(t: torch.Tensor) -> torch.Tensor:
-        b = model.build_batch(t, mask, prompts)
-        return model.llm(inputs_embeds=b.inputs_embeds, attention_mask=b.attention_mask).logits[:, -1]
+        b = qwen.build_batch(t, mask, prompts)
+        return qwen.llm(inputs_embeds=b.inputs_embeds, attention_mask=b.attention_mask).logits[:, -1]
 
     with torch.no_grad():
         base = logits(tokens)
@@ -127,18 +134,16 @@ def test_batched_left_padded_generation_matches_single(model: SceneLanguageModel
     assert both == single
 
 
-def test_sampling_is_deterministic_with_seed(model: SceneLanguageModel) -> None:
-    tokens, xyz, mask = scene()
-    prompts = [P.scanqa_prompt("How many chairs?")] * 2
-    kw = dict(max_new_tokens=8, temperature=1.5)
-    a = model.generate(tokens, xyz, mask, prompts, seed=7, **kw)
-    b = model.generate(tokens, xyz, mask, prompts, seed=7, **kw)
-    assert a == b
-    others = {tuple(model.generate(tokens, xyz, mask, prompts, seed=s, **kw)) for s in range(4)}
-    assert len(others) > 1  # the seed matters when sampling
+def test_sampling_is_deterministic_with_seed(qwen: SceneLanguageModel) -> None:
+    tokens, xyz, mask = scene(1, 5, (5,))
+    prompts = [P.scanqa_prompt("How many chairs?")]
+    kw = dict(max_new_tokens=6, temperature=2.0)
     state = torch.random.get_rng_state()
-    model.generate(tokens, xyz, mask, prompts, seed=1, **kw)
-    assert torch.equal(state, torch.random.get_rng_state())  # global RNG untouched
+    a = qwen.generate(tokens, xyz, mask, prompts, seed=7, **kw)
+    assert torch.equal(state, torch.random.get_rng_state())  # the global RNG is left as it was
+    assert qwen.generate(tokens, xyz, mask, prompts, seed=7, **kw) == a
+    others = {tuple(qwen.generate(tokens, xyz, mask, prompts, seed=s, **kw)) for s in (8, 9)}
+    assert others != {tuple(a)}  # the seed matters when sampling
 
 
 def test_ground_boxes_well_formed(model: SceneLanguageModel) -> None:
@@ -160,38 +165,38 @@ def test_ground_boxes_well_formed(model: SceneLanguageModel) -> None:
     assert ((head.boxes[0, :, :3] >= lo - 1e-5) & (head.boxes[0, :, :3] <= hi + 1e-5)).all()
 
 
-def test_ground_with_proposals(model: SceneLanguageModel) -> None:
+def test_ground_with_proposals(qwen: SceneLanguageModel) -> None:
     tokens, xyz, mask = scene()
     props = torch.tensor([[0.5, 0.5, 0.5, 1.0, 1.0, 1.0], [2.0, 2.0, 2.0, 1.0, 1.0, 1.0], [9, 9, 9, 0.1, 0.1, 0.1]])
-    res = model.ground(tokens, xyz, mask, [P.grounding_prompt("the chair")] * 2, proposals=[props, props[:2]])
+    res = qwen.ground(tokens, xyz, mask, [P.grounding_prompt("the chair")] * 2, proposals=[props, props[:2]])
     for boxes, scores in res:
         assert boxes.shape == (1, 6)
         assert any(torch.equal(boxes[0], p) for p in props)
 
 
-def test_grounding_loss_has_gradients(model: SceneLanguageModel) -> None:
-    model.train()
+def test_grounding_loss_has_gradients(qwen: SceneLanguageModel) -> None:
+    qwen.train()
     tokens, xyz, mask = scene()
     prompts = [P.grounding_prompt("the chair"), P.grounding_prompt("the lamps", multiple=True)]
     gt = [torch.tensor([[1.0, 1.0, 1.0, 0.5, 0.5, 0.8]]), torch.zeros(0, 6)]  # second: zero-target
     props = [torch.tensor([[1.0, 1.0, 1.0, 0.5, 0.5, 0.8], [2, 2, 2, 1, 1, 1.0]]), torch.tensor([[0.5, 1, 1, 1, 1, 1.0]])]
-    total, parts = model.loss(tokens, xyz, mask, prompts, gt_boxes=gt, proposals=props)
+    total, parts = qwen.loss(tokens, xyz, mask, prompts, gt_boxes=gt, proposals=props)
     assert {"answer_ce", "grounding", "ground_l1", "ground_iou", "ground_objectness", "ground_proposal"} <= set(parts)
     assert torch.isfinite(total) and float(parts["grounding"]) > 0
     total.backward()
-    head = model.grounding_head
+    head = qwen.grounding_head
     for p in (head.queries, head.size.weight, head.center_offset.weight, head.objectness.weight,
               head.proposal_query.weight):
         assert p.grad is not None and p.grad.abs().sum() > 0
     # the LLM gets a grounding gradient through the <ground> hidden state
-    assert model.llm.get_input_embeddings().weight.grad[model.ground_id].abs().sum() > 0
+    assert qwen.llm.get_input_embeddings().weight.grad[qwen.ground_id].abs().sum() > 0
     with pytest.raises(ValueError, match="gt_boxes"):
-        model.loss(tokens, xyz, mask, prompts)
+        qwen.loss(tokens, xyz, mask, prompts)
 
 
-def test_empty_scene_grounding_is_finite(model: SceneLanguageModel) -> None:
+def test_empty_scene_grounding_is_finite(qwen: SceneLanguageModel) -> None:
     tokens, xyz, mask = scene(1, 3, (0,))
-    (boxes, scores), = model.ground(tokens, xyz, mask, [P.grounding_prompt("x", multiple=True)])
+    (boxes, scores), = qwen.ground(tokens, xyz, mask, [P.grounding_prompt("x", multiple=True)])
     assert boxes.shape == (0, 6)
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from safetensors import SafetensorError
 from torch import Tensor, nn
 from transformers import AutoConfig, AutoModelForCausalLM, GenerationConfig, PreTrainedModel, PreTrainedTokenizerBase
 
@@ -113,7 +114,7 @@ class SceneLanguageModel(nn.Module):
         try:
             llm = AutoModelForCausalLM.from_pretrained(str(path), local_files_only=True, trust_remote_code=False,
                                                        dtype=dtype)
-        except (OSError, ValueError, RuntimeError, KeyError) as exc:
+        except (OSError, ValueError, RuntimeError, KeyError, SafetensorError) as exc:
             raise CheckpointError(f"cannot load the LLM in {path}: {_first_line(exc)}") from None
         return cls(llm, tokenizer, token_dim, **_cfg_kwargs(cfg), **kwargs)  # type: ignore[arg-type]
 

@@ -7,6 +7,7 @@ Reserved tokens: `<pad>`, `<bos>`, `<eos>`, `<scene>` (placeholder the projected
 from __future__ import annotations
 
 import inspect
+import json
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -21,6 +22,7 @@ __all__ = [
 
 PAD, BOS, EOS, SCENE, GROUND = "<pad>", "<bos>", "<eos>", "<scene>", "<ground>"
 SPECIAL_TOKENS = (PAD, BOS, EOS, SCENE, GROUND)  # ids 0..4 in a tokenizer from `build_tokenizer`
+_GENERIC_CLASSES = ("TokenizersBackend", "PreTrainedTokenizerFast")
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json", "spiece.model")
 
 
@@ -88,6 +90,16 @@ def ensure_special_tokens(tokenizer: PreTrainedTokenizerBase) -> int:
     return added
 
 
+def _declared_class(path: Path) -> str | None:
+    """`tokenizer_class` of tokenizer_config.json (None when absent or unreadable)."""
+    try:
+        data = json.loads((path / "tokenizer_config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    value = data.get("tokenizer_class") if isinstance(data, dict) else None
+    return value if isinstance(value, str) else None
+
+
 def load_tokenizer(path: str | Path) -> tuple[PreTrainedTokenizerBase, int]:
     """Load a tokenizer from a local directory (never the network, never remote code) and ensure the reserved tokens.
 
@@ -107,8 +119,13 @@ def load_tokenizer(path: str | Path) -> tuple[PreTrainedTokenizerBase, int]:
     if not has_tokenizer_files(p):
         raise CheckpointError(f"no tokenizer in {p} (expected tokenizer.json or tokenizer_config.json)")
     try:
-        tok = AutoTokenizer.from_pretrained(str(p), local_files_only=True, trust_remote_code=False)
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+        if _declared_class(p) in _GENERIC_CLASSES:
+            # AutoTokenizer would follow a neighbouring config.json's model_type (a Qwen2 LLM -> Qwen2Tokenizer,
+            # which adds its own unknown token); a generic tokenizer.json must load as exactly what was saved.
+            tok = PreTrainedTokenizerFast.from_pretrained(str(p), local_files_only=True)
+        else:
+            tok = AutoTokenizer.from_pretrained(str(p), local_files_only=True, trust_remote_code=False)
+    except (OSError, ValueError, KeyError, TypeError, json.JSONDecodeError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(f"cannot load the tokenizer in {p}: {first}") from None
     added = ensure_special_tokens(tok)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from vidllm_core.geometry.unproject import unproject_depth_to_world
 from vidllm_core.layers.mlp import Mlp
 
 
@@ -32,17 +33,7 @@ def backproject_pixels(depth: Tensor, extrinsic: Tensor, intrinsic: Tensor) -> T
             f"expected extrinsic [{s}, 3, 4] and intrinsic [{s}, 3, 3], got {tuple(extrinsic.shape)} "
             f"and {tuple(intrinsic.shape)}"
         )
-    dtype = depth.dtype
-    v, u = torch.meshgrid(
-        torch.arange(h, device=depth.device, dtype=dtype), torch.arange(w, device=depth.device, dtype=dtype),
-        indexing="ij",
-    )
-    pix = torch.stack([u, v, torch.ones_like(u)], dim=-1)  # [H, W, 3]
-    rays = torch.einsum("sij,hwj->shwi", torch.linalg.inv(intrinsic.to(dtype)), pix)  # K^-1 [u, v, 1]
-    cam = rays * depth[..., None]
-    rot, trans = extrinsic[..., :3].to(dtype), extrinsic[..., 3].to(dtype)
-    # R^-1 (x_cam - t) with R^-1 = R^T for a rotation.
-    return torch.einsum("sji,shwj->shwi", rot, cam - trans[:, None, None, :])
+    return unproject_depth_to_world(depth, extrinsic.to(depth.dtype), intrinsic.to(depth.dtype))
 
 
 def backproject_patches(
@@ -63,9 +54,13 @@ def backproject_patches(
     gh, gw = grid
     if depth.ndim != 3 or depth.shape[1:] != (gh * patch_size, gw * patch_size):
         raise ValueError(f"depth {tuple(depth.shape)} does not match grid {(gh, gw)} x patch size {patch_size}")
-    points = backproject_pixels(depth, extrinsic, intrinsic)
-    s = depth.shape[0]
-    return points.reshape(s, gh, patch_size, gw, patch_size, 3).mean(dim=(2, 4))
+    return patch_centroids(backproject_pixels(depth, extrinsic, intrinsic), patch_size)
+
+
+def patch_centroids(points: Tensor, patch_size: int) -> Tensor:
+    """Average per-pixel world points [S, H, W, 3] over each ``patch_size`` square -> [S, h, w, 3]."""
+    s, h, w, _ = points.shape
+    return points.reshape(s, h // patch_size, patch_size, w // patch_size, patch_size, 3).mean(dim=(2, 4))
 
 
 class Patch3DEmbedding(nn.Module):

@@ -27,7 +27,7 @@ from vidllm_core.models.adapter import CrossTaskAdapter
 from vidllm_core.models.aggregator import IMAGENET_MEAN, IMAGENET_STD, Aggregator
 from vidllm_core.models.encoder import DinoEncoder
 from vidllm_core.models.metric_depth import MetricDepthModel
-from vidllm_core.models.patch3d import Patch3DEmbedding
+from vidllm_core.models.patch3d import Patch3DEmbedding, patch_centroids
 from vidllm_core.models.reconstruction import VGGTReconstruction
 
 CONFIG_FILE = "config.json"
@@ -178,10 +178,7 @@ class VidLLM(nn.Module):
             (T_3D [S*N, C], patch world coordinates [S*N, 3] in metres).
         """
         s, n, c = tokens_lang.shape
-        p = self.config.encoder.patch_size
-        h, w = geometry.depth.shape[-2:]
-        pts = geometry.world_points.detach().reshape(s, h // p, p, w // p, p, 3).mean(dim=(2, 4))
-        xyz = pts.reshape(s, n, 3)
+        xyz = patch_centroids(geometry.world_points.detach(), self.config.encoder.patch_size).reshape(s, n, 3)
         return self.patch3d(tokens_lang, xyz).reshape(s * n, c), xyz.reshape(s * n, 3)
 
     @torch.no_grad()

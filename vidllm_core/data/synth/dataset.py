@@ -232,8 +232,8 @@ def write_scene(res: SceneResult, cfg: SynthConfig, scenes_dir: Path, split: str
             name = f"{i:05d}"
             Image.fromarray(fr.rgb).save(tmp / "color" / f"{name}.jpg", quality=cfg.jpeg_quality)
             depth_mm = np.clip(np.round(fr.depth.astype(np.float64) * 1000.0), 0, 65535).astype(np.uint16)
-            Image.fromarray(depth_mm).save(tmp / "depth" / f"{name}.png")
-            Image.fromarray(fr.instance.astype(np.uint16)).save(tmp / "instance" / f"{name}.png")
+            Image.fromarray(depth_mm).save(tmp / "depth" / f"{name}.png", compress_level=1)
+            Image.fromarray(fr.instance.astype(np.uint16)).save(tmp / "instance" / f"{name}.png", compress_level=1)
             np.savetxt(tmp / "pose" / f"{name}.txt", pose, fmt="%.8f")
         K4 = np.eye(4)
         K4[:3, :3] = res.K
@@ -251,17 +251,44 @@ def write_scene(res: SceneResult, cfg: SynthConfig, scenes_dir: Path, split: str
         if cfg.video:
             _encode_video(tmp / "video.mp4", [fr.rgb for fr in res.frames], cfg.fps)
         os.chmod(tmp, 0o755)
-        if target.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{sid}.old.", dir=scenes_dir))
-            os.replace(target, old / sid)
-            os.replace(tmp, target)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, target)
+        _replace_dir(tmp, target)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+    _link_posed_images(target, scenes_dir.parent / "posed_images", len(res.frames))
     return target
+
+
+def _replace_dir(tmp: Path, target: Path) -> None:
+    if target.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=target.parent))
+        os.replace(target, old / target.name)
+        os.replace(tmp, target)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, target)
+
+
+def _link_posed_images(scene_dir: Path, root: Path, n_frames: int) -> None:
+    """Flat `posed_images/<scene>/NNNNN.{jpg,png,txt}` view (Video-3D-LLM layout, FORMATS.md 8.2) of a scene
+    folder, made of hard links (copies where links are not supported)."""
+    root.mkdir(exist_ok=True)
+    sid = scene_dir.name
+    tmp = Path(tempfile.mkdtemp(prefix=f".{sid}.", dir=root))
+    try:
+        pairs = [(scene_dir / sub / f"{i:05d}.{ext}", f"{i:05d}.{flat}") for i in range(n_frames)
+                 for sub, ext, flat in (("color", "jpg", "jpg"), ("depth", "png", "png"), ("pose", "txt", "txt"))]
+        pairs += [(scene_dir / n, n) for n in ("intrinsic.txt", "depth_intrinsic.txt", f"{sid}.txt")]
+        for src, name in pairs:
+            try:
+                os.link(src, tmp / name)
+            except OSError:
+                shutil.copyfile(src, tmp / name)
+        os.chmod(tmp, 0o755)
+        _replace_dir(tmp, root / sid)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 # --------------------------------------------------------------------------------------------- annotation files
