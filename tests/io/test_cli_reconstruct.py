@@ -12,10 +12,11 @@ import torch
 from scipy.spatial import cKDTree
 from typer.testing import CliRunner
 
-from io_media import BROKEN, listing
 from vidllm_cli import reconstruct as cli_mod
 from vidllm_cli.main import app
 from vidllm_core.export import read_ply_vertices
+
+BROKEN = ["missing", "empty", "truncated", "truncated_faststart", "random", "text"]  # files made in conftest
 
 
 class FakeModel:
@@ -53,7 +54,7 @@ def _run(*args: str):
     return CliRunner().invoke(app, ["reconstruct", *map(str, args)])
 
 
-def test_writes_ply_cameras_depth_and_json(fake: FakeModel, media: dict[str, Path], tmp_path: Path) -> None:
+def test_writes_ply_cameras_depth_and_json(list_files, fake: FakeModel, media: dict[str, Path], tmp_path: Path) -> None:
     out = tmp_path / "out"
     result = _run(media["good"], "-o", out / "room.ply", "--cameras", out / "cams.json", "--depth-dir",
                   out / "depth", "--model", tmp_path, "--json")
@@ -97,10 +98,10 @@ def test_writes_ply_cameras_depth_and_json(fake: FakeModel, media: dict[str, Pat
     assert [p.name for p in pngs] == [f"depth_{i:04d}.png" for i in range(6)]
     mm = np.asarray(Image.open(pngs[2]))
     assert np.array_equal(mm, np.round(pred["depth"][2].numpy().astype(np.float64) * 1000).astype(np.uint16))
-    assert listing(out) == sorted(["room.ply", "cams.json", "depth"] + [f"depth/{p.name}" for p in pngs])
+    assert list_files(out) == sorted(["room.ply", "cams.json", "depth"] + [f"depth/{p.name}" for p in pngs])
 
 
-def test_image_folder_and_frames_option(fake: FakeModel, image_dir: Path, tmp_path: Path) -> None:
+def test_image_folder_and_frames_option(list_files, fake: FakeModel, image_dir: Path, tmp_path: Path) -> None:
     result = _run(image_dir, "-o", tmp_path / "a.ply", "--frames", "3", "--model", tmp_path, "--json",
                   "--conf-percentile", "0")
     assert result.exit_code == 0, result.output
@@ -109,7 +110,7 @@ def test_image_folder_and_frames_option(fake: FakeModel, image_dir: Path, tmp_pa
     assert summary["points"] == 3 * 42 * 56
 
 
-def test_pad_mode_writes_no_padding_points(monkeypatch: pytest.MonkeyPatch, media: dict[str, Path],
+def test_pad_mode_writes_no_padding_points(list_files, monkeypatch: pytest.MonkeyPatch, media: dict[str, Path],
                                            tmp_path: Path) -> None:
     model = FakeModel(mode="pad", image_size=56, num_frames=2)
     monkeypatch.setattr(cli_mod, "load_model", lambda *a: model)
@@ -119,14 +120,14 @@ def test_pad_mode_writes_no_padding_points(monkeypatch: pytest.MonkeyPatch, medi
     assert json.loads(result.stdout)["points"] == 2 * 42 * 56  # the 14 white rows are not points
 
 
-def test_human_output(fake: FakeModel, media: dict[str, Path], tmp_path: Path) -> None:
+def test_human_output(list_files, fake: FakeModel, media: dict[str, Path], tmp_path: Path) -> None:
     result = _run(media["good"], "-o", tmp_path / "a.ply", "--model", tmp_path)
     assert result.exit_code == 0, result.output
     assert "points to" in result.stderr and "metres" in result.stderr and result.stdout == ""
 
 
 @pytest.mark.parametrize("name", BROKEN)
-def test_bad_video_one_line_and_no_partial_output(fake: FakeModel, media: dict[str, Path], tmp_path: Path,
+def test_bad_video_one_line_and_no_partial_output(list_files, fake: FakeModel, media: dict[str, Path], tmp_path: Path,
                                                   name: str) -> None:
     out = tmp_path / "out"
     out.mkdir()
@@ -136,10 +137,10 @@ def test_bad_video_one_line_and_no_partial_output(fake: FakeModel, media: dict[s
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and str(media[name]) in lines[0], result.stderr
     assert "Traceback" not in result.output
-    assert listing(out) == []
+    assert list_files(out) == []
 
 
-def test_failure_while_writing_leaves_no_output(fake: FakeModel, media: dict[str, Path], tmp_path: Path,
+def test_failure_while_writing_leaves_no_output(list_files, fake: FakeModel, media: dict[str, Path], tmp_path: Path,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     def full_disk(*a: object, **k: object) -> None:
         raise OSError(28, "No space left on device")
@@ -149,10 +150,10 @@ def test_failure_while_writing_leaves_no_output(fake: FakeModel, media: dict[str
     result = _run(media["good"], "-o", out / "x.ply", "--cameras", out / "c.json", "--depth-dir", out / "d",
                   "--model", tmp_path)
     assert result.exit_code != 0 and result.stderr.strip().splitlines()[-1].startswith("error: no space left")
-    assert listing(out) == []  # the PLY and cameras staged before it were removed too
+    assert list_files(out) == []  # the PLY and cameras staged before it were removed too
 
 
-def test_non_finite_network_output_fails_cleanly(monkeypatch: pytest.MonkeyPatch, media: dict[str, Path],
+def test_non_finite_network_output_fails_cleanly(list_files, monkeypatch: pytest.MonkeyPatch, media: dict[str, Path],
                                                   tmp_path: Path) -> None:
     model = FakeModel()
     real = model.reconstruct
@@ -167,21 +168,21 @@ def test_non_finite_network_output_fails_cleanly(monkeypatch: pytest.MonkeyPatch
     result = _run(media["good"], "-o", tmp_path / "x.ply", "--cameras", tmp_path / "c.json", "--model", tmp_path)
     assert result.exit_code != 0
     assert "non-finite intrinsic values for frame(s) 1" in result.stderr.strip().splitlines()[-1]
-    assert listing(tmp_path) == []
+    assert list_files(tmp_path) == []
 
 
-def test_no_model_asks_for_one(media: dict[str, Path], tmp_path: Path) -> None:
+def test_no_model_asks_for_one(list_files, media: dict[str, Path], tmp_path: Path) -> None:
     result = _run(media["good"], "-o", tmp_path / "x.ply")
     assert result.exit_code != 0 and "--model DIR" in result.stderr
-    assert len(result.stderr.strip().splitlines()) == 1 and listing(tmp_path) == []
+    assert len(result.stderr.strip().splitlines()) == 1 and list_files(tmp_path) == []
 
 
-def test_missing_model_dir(media: dict[str, Path], tmp_path: Path) -> None:
+def test_missing_model_dir(list_files, media: dict[str, Path], tmp_path: Path) -> None:
     result = _run(media["good"], "-o", tmp_path / "x.ply", "--model", tmp_path / "nope")
     assert result.exit_code != 0 and "model directory not found" in result.stderr
 
 
-def test_unwritable_output_location(fake: FakeModel, media: dict[str, Path], tmp_path: Path) -> None:
+def test_unwritable_output_location(list_files, fake: FakeModel, media: dict[str, Path], tmp_path: Path) -> None:
     blocker = tmp_path / "file.txt"
     blocker.write_text("a file, not a folder")
     for args in (["-o", blocker / "x.ply"], ["-o", tmp_path / "x.ply", "--cameras", blocker / "sub" / "c.json"]):
@@ -191,14 +192,14 @@ def test_unwritable_output_location(fake: FakeModel, media: dict[str, Path], tmp
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file.txt"]
 
 
-def test_unwritable_folder(fake: FakeModel, media: dict[str, Path], tmp_path: Path,
+def test_unwritable_folder(list_files, fake: FakeModel, media: dict[str, Path], tmp_path: Path,
                            monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(cli_mod, "_can_write", lambda folder: False)  # root ignores chmod; simulate it
     result = _run(media["good"], "-o", tmp_path / "x.ply")
     assert result.exit_code != 0 and "is not writable" in result.stderr
 
 
-def test_bad_options(fake: FakeModel, media: dict[str, Path], tmp_path: Path) -> None:
+def test_bad_options(list_files, fake: FakeModel, media: dict[str, Path], tmp_path: Path) -> None:
     assert "must end in .ply" in _run(media["good"], "-o", tmp_path / "x.obj").stderr
     assert _run(media["good"], "-o", tmp_path / "x.ply", "--frames", "0").exit_code != 0
     assert "--device must be" in _run(media["good"], "-o", tmp_path / "x.ply", "--device", "tpu").stderr
@@ -208,7 +209,7 @@ def test_bad_options(fake: FakeModel, media: dict[str, Path], tmp_path: Path) ->
     assert "refusing to replace" in result.stderr and not (tmp_path / "x.ply").exists()
 
 
-def test_tiny_random_model_end_to_end(media: dict[str, Path], tmp_path: Path) -> None:
+def test_tiny_random_model_end_to_end(list_files, media: dict[str, Path], tmp_path: Path) -> None:
     """The real network (tiny preset, random weights) through `--model DIR`; skipped until the model exists."""
     vidllm = pytest.importorskip("vidllm_core.models.vidllm", reason="VidLLM model not built yet")
     from vidllm_core.config import VidLLMConfig

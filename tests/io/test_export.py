@@ -10,7 +10,6 @@ import pytest
 import trimesh
 from PIL import Image
 
-from io_media import listing
 from vidllm_core import export
 from vidllm_core.errors import DataError
 from vidllm_core.export import (
@@ -25,11 +24,11 @@ def _cloud(n: int = 50, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarr
             rng.random(n).astype(np.float32))
 
 
-def test_ply_round_trip_with_confidence(tmp_path: Path) -> None:
+def test_ply_round_trip_with_confidence(list_files, tmp_path: Path) -> None:
     pts, cols, conf = _cloud()
     path = tmp_path / "cloud.ply"
     write_point_cloud(path, pts, cols, conf)
-    assert listing(tmp_path) == ["cloud.ply"]
+    assert list_files(tmp_path) == ["cloud.ply"]
     mine = read_ply_vertices(path)
     assert np.array_equal(np.stack([mine["x"], mine["y"], mine["z"]], 1), pts)
     assert np.array_equal(np.stack([mine["red"], mine["green"], mine["blue"]], 1), cols)
@@ -40,7 +39,7 @@ def test_ply_round_trip_with_confidence(tmp_path: Path) -> None:
     assert np.array_equal(np.asarray(loaded.colors)[:, :3], cols)
 
 
-def test_numpy_ply_fallback_round_trip(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_numpy_ply_fallback_round_trip(list_files, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(export, "_ply_bytes_trimesh", lambda *a: None)  # as if trimesh dropped the property
     pts, cols, conf = _cloud(seed=1)
     path = tmp_path / "np.ply"
@@ -53,7 +52,7 @@ def test_numpy_ply_fallback_round_trip(tmp_path: Path, monkeypatch: pytest.Monke
     assert np.array_equal(np.asarray(loaded.vertices, dtype=np.float32), pts)
 
 
-def test_ply_without_confidence_and_empty(tmp_path: Path) -> None:
+def test_ply_without_confidence_and_empty(list_files, tmp_path: Path) -> None:
     pts, cols, _ = _cloud(5)
     write_point_cloud(tmp_path / "a.ply", pts, cols, None)
     assert "confidence" not in read_ply_vertices(tmp_path / "a.ply")
@@ -61,14 +60,14 @@ def test_ply_without_confidence_and_empty(tmp_path: Path) -> None:
     assert len(read_ply_vertices(tmp_path / "empty.ply")["x"]) == 0
 
 
-def test_ply_write_failure_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_ply_write_failure_leaves_nothing(list_files, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     def disk_full(self: Path, data: bytes) -> None:
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(Path, "write_bytes", disk_full)
     with pytest.raises(OSError):
         write_point_cloud(tmp_path / "x.ply", *_cloud())
-    assert listing(tmp_path) == []
+    assert list_files(tmp_path) == []
 
 
 def _cameras(S: int = 3) -> tuple[np.ndarray, np.ndarray]:
@@ -89,7 +88,7 @@ def test_camera_to_world_inverts_extrinsic() -> None:
     np.testing.assert_allclose(c2w @ w2c, np.tile(np.eye(4), (3, 1, 1)), atol=1e-12)
 
 
-def test_cameras_json_schema(tmp_path: Path) -> None:
+def test_cameras_json_schema(list_files, tmp_path: Path) -> None:
     extr, K = _cameras()
     c2w = camera_to_world(extr)
     path = tmp_path / "cams.json"
@@ -109,17 +108,17 @@ def test_cameras_json_schema(tmp_path: Path) -> None:
         assert np.allclose(np.array(f["intrinsics"]), K[0])
 
 
-def test_cameras_json_rejects_nan(tmp_path: Path) -> None:
+def test_cameras_json_rejects_nan(list_files, tmp_path: Path) -> None:
     extr, K = _cameras(1)
     c2w = camera_to_world(extr)
     c2w[0, 0, 3] = np.nan
     with pytest.raises(DataError, match="NaN"):
         write_cameras_json(tmp_path / "c.json", source_indices=[0], timestamps=None, camera_to_world=c2w,
                            intrinsics=K, width=4, height=4, metric=False)
-    assert listing(tmp_path) == []
+    assert list_files(tmp_path) == []
 
 
-def test_depth_pngs_in_millimetres(tmp_path: Path) -> None:
+def test_depth_pngs_in_millimetres(list_files, tmp_path: Path) -> None:
     depth = np.random.default_rng(3).uniform(0.2, 9.0, size=(2, 7, 9))
     depth[0, 0, 0], depth[0, 0, 1], depth[0, 0, 2], depth[1, 6, 8] = np.nan, -1.0, np.inf, 70.0
     paths = write_depth_pngs(tmp_path / "depth", depth)
@@ -134,10 +133,10 @@ def test_depth_pngs_in_millimetres(tmp_path: Path) -> None:
     first = np.asarray(Image.open(paths[0]))
     assert first[0, :3].tolist() == [0, 0, 0]  # NaN, negative and inf are written as 0 (invalid)
     assert np.asarray(Image.open(paths[1]))[6, 8] == 65535  # saturates beyond 65.535 m
-    assert listing(tmp_path) == ["depth", "depth/depth_0000.png", "depth/depth_0001.png"]
+    assert list_files(tmp_path) == ["depth", "depth/depth_0000.png", "depth/depth_0001.png"]
 
 
-def test_depth_pngs_replace_an_earlier_run_but_not_other_files(tmp_path: Path) -> None:
+def test_depth_pngs_replace_an_earlier_run_but_not_other_files(list_files, tmp_path: Path) -> None:
     out = tmp_path / "depth"
     write_depth_pngs(out, np.ones((3, 4, 4)))
     write_depth_pngs(out, np.full((1, 4, 4), 2.0))
@@ -149,7 +148,7 @@ def test_depth_pngs_replace_an_earlier_run_but_not_other_files(tmp_path: Path) -
     assert (out / "mine.txt").exists()
 
 
-def test_depth_failure_midway_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_depth_failure_midway_leaves_nothing(list_files, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     real_save = Image.Image.save
     calls = []
 
@@ -162,7 +161,7 @@ def test_depth_failure_midway_leaves_nothing(tmp_path: Path, monkeypatch: pytest
     monkeypatch.setattr(Image.Image, "save", flaky)
     with pytest.raises(OSError):
         write_depth_pngs(tmp_path / "depth", np.ones((3, 4, 4)))
-    assert listing(tmp_path) == []
+    assert list_files(tmp_path) == []
 
 
 def _prediction() -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -9,10 +9,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from io_media import BROKEN, FPS, HEIGHT, NUM_FRAMES, WIDTH, make_frames
 from vidllm_core.data import video as video_mod
 from vidllm_core.data.video import probe, read_frames, sample_indices
 from vidllm_core.errors import VideoError
+
+WIDTH, HEIGHT, NUM_FRAMES, FPS = 160, 120, 24, 12  # the videos of conftest.media
+BROKEN = ["missing", "empty", "truncated", "truncated_faststart", "random", "text"]  # files made in conftest
 
 
 def test_sample_indices_uniform_and_deduplicated() -> None:
@@ -24,14 +26,14 @@ def test_sample_indices_uniform_and_deduplicated() -> None:
     assert sample_indices(10, 3).tolist() == [0, 4, 9]  # 4.5 rounds half to even
 
 
-def test_decord_reads_sampled_frames(media: dict[str, Path]) -> None:
+def test_decord_reads_sampled_frames(media: dict[str, Path], source_frames) -> None:
     clip = read_frames(media["good"], 8)
     assert clip.backend == "decord"
     assert clip.images.shape == (8, HEIGHT, WIDTH, 3) and clip.images.dtype == np.uint8
     assert clip.indices.tolist() == sample_indices(NUM_FRAMES, 8).tolist()
     assert clip.num_source_frames == NUM_FRAMES and clip.fps == pytest.approx(FPS)
     np.testing.assert_allclose(clip.timestamps, clip.indices / FPS, atol=1e-4)
-    source = make_frames()[clip.indices].astype(np.int16)
+    source = source_frames()[clip.indices].astype(np.int16)
     assert np.abs(clip.images.astype(np.int16) - source).mean() < 4  # lossy h264 + 4:2:0 chroma
     # the moving square is where the sampled frame index puts it (columns 8+4i .. 40+4i)
     for k, i in enumerate(clip.indices):
@@ -71,11 +73,11 @@ def test_short_video_gives_fewer_unique_frames(media: dict[str, Path], backend: 
     assert clip.indices.tolist() == [0, 1, 2, 3, 4] and len(clip.images) == 5
 
 
-def test_image_folder_natural_order(image_dir: Path) -> None:
+def test_image_folder_natural_order(image_dir: Path, source_frames) -> None:
     clip = read_frames(image_dir, 4)
     assert clip.backend == "images" and clip.timestamps is None and clip.fps is None
     assert clip.num_source_frames == 12 and clip.indices.tolist() == [0, 4, 7, 11]
-    expected = make_frames(12)[[0, 4, 7, 11]]  # frame1, frame5, frame8, frame12 (PNG is lossless)
+    expected = source_frames(12)[[0, 4, 7, 11]]  # frame1, frame5, frame8, frame12 (PNG is lossless)
     assert np.array_equal(clip.images, expected)
 
 

@@ -34,13 +34,14 @@ def model() -> VGGTReconstruction:
     return m
 
 
+def _loss(out: dict) -> torch.Tensor:
+    return sum(out[k].float().mean() for k in ("pose_enc", "depth", "depth_conf", "world_points", "world_points_conf"))
+
+
 def test_shapes_finite_and_gradients(model: VGGTReconstruction) -> None:
     images = torch.rand(2, 3, 28, 42)
-    start = time.perf_counter()
     out = model(images, return_tokens=True)
-    loss = sum(out[k].float().mean() for k in ("pose_enc", "depth", "depth_conf", "world_points", "world_points_conf"))
-    loss.backward()
-    elapsed = time.perf_counter() - start
+    _loss(out).backward()
     b, s, h, w = 1, 2, 28, 42
     assert out["pose_enc"].shape == (b, s, 9)
     assert len(out["pose_enc_list"]) == 4 and all(p.shape == (b, s, 9) for p in out["pose_enc_list"])
@@ -55,7 +56,21 @@ def test_shapes_finite_and_gradients(model: VGGTReconstruction) -> None:
     no_grad = [n for n, p in model.named_parameters() if p.requires_grad and (p.grad is None or not p.grad.abs().sum())]
     assert no_grad == []
     assert model.aggregator.patch_embed.mask_token.grad is None  # unused, frozen as in VGGT
-    assert elapsed < 1.0 or pytest.skip(f"slow machine: {elapsed:.2f}s")  # timing only meaningful when idle
+
+
+def test_forward_backward_under_a_second(model: VGGTReconstruction) -> None:
+    """2 frames, forward + backward, after one warm-up call (the first call pays one-off kernel set-up)."""
+    images = torch.rand(2, 3, 28, 42)
+    _loss(model(images)).backward()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the CI machine is shared; one thread gives a stable number
+    try:
+        start = time.perf_counter()
+        _loss(model(images)).backward()
+        elapsed = time.perf_counter() - start
+    finally:
+        torch.set_num_threads(threads)
+    assert elapsed < 1.0, f"tiny forward + backward took {elapsed:.2f}s"
 
 
 def test_batched_input_equals_per_sequence(model: VGGTReconstruction) -> None:
