@@ -123,7 +123,7 @@ def _check_writable(path: Path, what: str) -> None:
         fail(f"cannot write {what} '{path}': it is a folder")
 
 
-def _to_numpy(x: Any):
+def _to_numpy(x: Any) -> Any:
     import numpy as np
     import torch
 

@@ -27,13 +27,18 @@ def command(
 
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-        from vidllm_core.data.synth.dataset import SynthConfig, generate_dataset, parse_ratios, parse_size
+        from vidllm_core.data.synth.dataset import (SynthConfig, check_writable, generate_dataset, parse_ratios,
+                                                    parse_size, scene_name)
+        from vidllm_core.data.synth.scene import load_layout
 
         w, h = parse_size(size)
         cfg = SynthConfig(scenes=scenes, seed=seed, frames=frames, width=w, height=h, fps=fps,
                           split_ratios=parse_ratios(split_ratios), layout=str(layout) if layout else None,
                           video=not no_video)
         cfg.validate()
+        if cfg.layout is not None:
+            load_layout(cfg.layout, scene_name(0))  # a bad layout fails before anything is written
+        check_writable(out_dir)
         t0 = time.perf_counter()
         with Progress(TextColumn("synth"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
                       TimeElapsedColumn(), console=console, transient=False) as bar:

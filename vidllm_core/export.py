@@ -145,6 +145,8 @@ def write_cameras_json(path: str | os.PathLike, *, source_indices: Sequence[int]
     S = len(source_indices)
     if c2w.shape != (S, 4, 4) or K.shape != (S, 3, 3):
         raise ValueError(f"expected camera_to_world [{S},4,4] and intrinsics [{S},3,3]; got {c2w.shape}, {K.shape}")
+    if source_intrinsics is not None:
+        source_intrinsics = np.asarray(source_intrinsics, dtype=np.float64).reshape(S, 3, 3)
     if timestamps is not None and len(timestamps) != S:
         raise ValueError(f"expected {S} timestamps, got {len(timestamps)}")
     frames = [{
@@ -155,7 +157,7 @@ def write_cameras_json(path: str | os.PathLike, *, source_indices: Sequence[int]
         "intrinsics": _finite_list(K[i]),
         "width": int(width),
         "height": int(height),
-        **({} if source_intrinsics is None else {"source_intrinsics": _finite_list(np.asarray(source_intrinsics)[i])}),
+        **({} if source_intrinsics is None else {"source_intrinsics": _finite_list(source_intrinsics[i])}),
     } for i in range(S)]
     doc = {
         "format": CAMERAS_FORMAT,

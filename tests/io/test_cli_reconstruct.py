@@ -54,7 +54,8 @@ def _run(*args: str):
     return CliRunner().invoke(app, ["reconstruct", *map(str, args)])
 
 
-def test_writes_ply_cameras_depth_and_json(list_files, fake: FakeModel, media: dict[str, Path], tmp_path: Path) -> None:
+def test_writes_ply_cameras_depth_and_json(fake: FakeModel, media: dict[str, Path], tmp_path: Path,
+                                           list_files) -> None:
     out = tmp_path / "out"
     result = _run(media["good"], "-o", out / "room.ply", "--cameras", out / "cams.json", "--depth-dir",
                   out / "depth", "--model", tmp_path, "--json")
@@ -101,7 +102,7 @@ def test_writes_ply_cameras_depth_and_json(list_files, fake: FakeModel, media: d
     assert list_files(out) == sorted(["room.ply", "cams.json", "depth"] + [f"depth/{p.name}" for p in pngs])
 
 
-def test_image_folder_and_frames_option(list_files, fake: FakeModel, image_dir: Path, tmp_path: Path) -> None:
+def test_image_folder_and_frames_option(fake: FakeModel, image_dir: Path, tmp_path: Path) -> None:
     result = _run(image_dir, "-o", tmp_path / "a.ply", "--frames", "3", "--model", tmp_path, "--json",
                   "--conf-percentile", "0")
     assert result.exit_code == 0, result.output
@@ -110,7 +111,7 @@ def test_image_folder_and_frames_option(list_files, fake: FakeModel, image_dir: 
     assert summary["points"] == 3 * 42 * 56
 
 
-def test_pad_mode_writes_no_padding_points(list_files, monkeypatch: pytest.MonkeyPatch, media: dict[str, Path],
+def test_pad_mode_writes_no_padding_points(monkeypatch: pytest.MonkeyPatch, media: dict[str, Path],
                                            tmp_path: Path) -> None:
     model = FakeModel(mode="pad", image_size=56, num_frames=2)
     monkeypatch.setattr(cli_mod, "load_model", lambda *a: model)
@@ -120,7 +121,7 @@ def test_pad_mode_writes_no_padding_points(list_files, monkeypatch: pytest.Monke
     assert json.loads(result.stdout)["points"] == 2 * 42 * 56  # the 14 white rows are not points
 
 
-def test_human_output(list_files, fake: FakeModel, media: dict[str, Path], tmp_path: Path) -> None:
+def test_human_output(fake: FakeModel, media: dict[str, Path], tmp_path: Path) -> None:
     result = _run(media["good"], "-o", tmp_path / "a.ply", "--model", tmp_path)
     assert result.exit_code == 0, result.output
     assert "points to" in result.stderr and "metres" in result.stderr and result.stdout == ""
@@ -177,12 +178,12 @@ def test_no_model_asks_for_one(list_files, media: dict[str, Path], tmp_path: Pat
     assert len(result.stderr.strip().splitlines()) == 1 and list_files(tmp_path) == []
 
 
-def test_missing_model_dir(list_files, media: dict[str, Path], tmp_path: Path) -> None:
+def test_missing_model_dir(media: dict[str, Path], tmp_path: Path) -> None:
     result = _run(media["good"], "-o", tmp_path / "x.ply", "--model", tmp_path / "nope")
     assert result.exit_code != 0 and "model directory not found" in result.stderr
 
 
-def test_unwritable_output_location(list_files, fake: FakeModel, media: dict[str, Path], tmp_path: Path) -> None:
+def test_unwritable_output_location(fake: FakeModel, media: dict[str, Path], tmp_path: Path) -> None:
     blocker = tmp_path / "file.txt"
     blocker.write_text("a file, not a folder")
     for args in (["-o", blocker / "x.ply"], ["-o", tmp_path / "x.ply", "--cameras", blocker / "sub" / "c.json"]):
@@ -192,14 +193,14 @@ def test_unwritable_output_location(list_files, fake: FakeModel, media: dict[str
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file.txt"]
 
 
-def test_unwritable_folder(list_files, fake: FakeModel, media: dict[str, Path], tmp_path: Path,
+def test_unwritable_folder(fake: FakeModel, media: dict[str, Path], tmp_path: Path,
                            monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(cli_mod, "_can_write", lambda folder: False)  # root ignores chmod; simulate it
     result = _run(media["good"], "-o", tmp_path / "x.ply")
     assert result.exit_code != 0 and "is not writable" in result.stderr
 
 
-def test_bad_options(list_files, fake: FakeModel, media: dict[str, Path], tmp_path: Path) -> None:
+def test_bad_options(fake: FakeModel, media: dict[str, Path], tmp_path: Path) -> None:
     assert "must end in .ply" in _run(media["good"], "-o", tmp_path / "x.obj").stderr
     assert _run(media["good"], "-o", tmp_path / "x.ply", "--frames", "0").exit_code != 0
     assert "--device must be" in _run(media["good"], "-o", tmp_path / "x.ply", "--device", "tpu").stderr
@@ -209,7 +210,7 @@ def test_bad_options(list_files, fake: FakeModel, media: dict[str, Path], tmp_pa
     assert "refusing to replace" in result.stderr and not (tmp_path / "x.ply").exists()
 
 
-def test_tiny_random_model_end_to_end(list_files, media: dict[str, Path], tmp_path: Path) -> None:
+def test_tiny_random_model_end_to_end(media: dict[str, Path], tmp_path: Path) -> None:
     """The real network (tiny preset, random weights) through `--model DIR`; skipped until the model exists."""
     vidllm = pytest.importorskip("vidllm_core.models.vidllm", reason="VidLLM model not built yet")
     from vidllm_core.config import VidLLMConfig
@@ -226,3 +227,32 @@ def test_tiny_random_model_end_to_end(list_files, media: dict[str, Path], tmp_pa
     assert len(ply["x"]) == summary["points"] > 0 and np.isfinite(ply["x"]).all()
     cams = json.loads((out / "cams.json").read_text())
     assert len(cams["frames"]) == summary["frames"] == 2
+
+
+def test_official_vggt_adapter_relative_scale(monkeypatch: pytest.MonkeyPatch, media: dict[str, Path],
+                                              tmp_path: Path) -> None:
+    """The --vggt path on the tiny official-format fixture: VGGT outputs -> cameras, depth, relative units."""
+    from safetensors.torch import load_file
+
+    convert = pytest.importorskip("vidllm_core.convert.vggt")
+    fixture = Path(__file__).resolve().parents[2] / ".." / "shared" / "fixtures" / "vggt" / "tiny_a"
+    config = json.loads((fixture / "config.json").read_text())["model"]
+    net = convert.build_from_official(config, load_file(str(fixture / "weights.safetensors"))).eval()
+    adapter = cli_mod._OfficialVGGTAdapter(net)
+    adapter.preprocess_config = SimpleNamespace(mode="crop", image_size=56, num_frames=2)
+    monkeypatch.setattr(cli_mod, "load_model", lambda *a: adapter)
+    out = tmp_path / "out"
+    result = _run(media["good"], "-o", out / "x.ply", "--cameras", out / "c.json", "--vggt", fixture / "config.json",
+                  "--json", "--conf-percentile", "0")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["metric"] is False and summary["scale"] == 1.0 and summary["resolution"] == [56, 42]
+    cams = json.loads((out / "c.json").read_text())
+    assert cams["units"].startswith("relative") and len(cams["frames"]) == 2
+    c2w = np.array([f["camera_to_world"] for f in cams["frames"]])
+    assert np.allclose(c2w[:, 3], [0, 0, 0, 1]) and np.allclose(c2w[:, :3, :3] @ c2w[:, :3, :3].transpose(0, 2, 1),
+                                                                np.eye(3), atol=1e-5)
+    K = np.array(cams["frames"][0]["intrinsics"])
+    assert K[0, 2] == 28.0 and K[1, 2] == 21.0 and np.isfinite(K).all()  # principal point at (W/2, H/2)
+    ply = read_ply_vertices(out / "x.ply")
+    assert len(ply["x"]) == summary["points"] == 2 * 42 * 56

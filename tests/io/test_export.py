@@ -39,7 +39,7 @@ def test_ply_round_trip_with_confidence(list_files, tmp_path: Path) -> None:
     assert np.array_equal(np.asarray(loaded.colors)[:, :3], cols)
 
 
-def test_numpy_ply_fallback_round_trip(list_files, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_numpy_ply_fallback_round_trip(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(export, "_ply_bytes_trimesh", lambda *a: None)  # as if trimesh dropped the property
     pts, cols, conf = _cloud(seed=1)
     path = tmp_path / "np.ply"
@@ -52,7 +52,7 @@ def test_numpy_ply_fallback_round_trip(list_files, tmp_path: Path, monkeypatch: 
     assert np.array_equal(np.asarray(loaded.vertices, dtype=np.float32), pts)
 
 
-def test_ply_without_confidence_and_empty(list_files, tmp_path: Path) -> None:
+def test_ply_without_confidence_and_empty(tmp_path: Path) -> None:
     pts, cols, _ = _cloud(5)
     write_point_cloud(tmp_path / "a.ply", pts, cols, None)
     assert "confidence" not in read_ply_vertices(tmp_path / "a.ply")
@@ -88,7 +88,7 @@ def test_camera_to_world_inverts_extrinsic() -> None:
     np.testing.assert_allclose(c2w @ w2c, np.tile(np.eye(4), (3, 1, 1)), atol=1e-12)
 
 
-def test_cameras_json_schema(list_files, tmp_path: Path) -> None:
+def test_cameras_json_schema(tmp_path: Path) -> None:
     extr, K = _cameras()
     c2w = camera_to_world(extr)
     path = tmp_path / "cams.json"
@@ -136,7 +136,7 @@ def test_depth_pngs_in_millimetres(list_files, tmp_path: Path) -> None:
     assert list_files(tmp_path) == ["depth", "depth/depth_0000.png", "depth/depth_0001.png"]
 
 
-def test_depth_pngs_replace_an_earlier_run_but_not_other_files(list_files, tmp_path: Path) -> None:
+def test_depth_pngs_replace_an_earlier_run_but_not_other_files(tmp_path: Path) -> None:
     out = tmp_path / "depth"
     write_depth_pngs(out, np.ones((3, 4, 4)))
     write_depth_pngs(out, np.full((1, 4, 4), 2.0))

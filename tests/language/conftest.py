@@ -33,7 +33,7 @@ def tokenizer():  # noqa: ANN201 - a transformers tokenizer
     return build_tokenizer(SENTENCES * 4, vocab_size=400)
 
 
-def llm_dict(kind: str, vocab_size: int) -> dict:
+def _llm_dict(kind: str, vocab_size: int) -> dict:
     return dict(model_type=kind, vocab_size=vocab_size, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
                 num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512)
 
@@ -47,8 +47,14 @@ def make_model(tokenizer) -> Callable:  # noqa: ANN001
     from vidllm_core.language.fusion import SceneLanguageModel
 
     def make(kind: str, **overrides: object):  # noqa: ANN202
-        cfg = LanguageConfig(llm=llm_dict(kind, len(tokenizer)), **overrides)  # type: ignore[arg-type]
+        cfg = LanguageConfig(llm=_llm_dict(kind, len(tokenizer)), **overrides)  # type: ignore[arg-type]
         torch.manual_seed(0)
         return SceneLanguageModel.from_config(cfg, tokenizer, TOKEN_DIM, grounding_dim=32).eval()
 
     return make
+
+
+@pytest.fixture(scope="session")
+def token_dim() -> int:
+    """Width C of the fake 3D patch tokens fed to the tiny models."""
+    return TOKEN_DIM

@@ -13,7 +13,8 @@ from vidllm_core.language import prompts as P
 from vidllm_core.language.fusion import SceneLanguageModel
 from vidllm_core.losses.language import IGNORE_INDEX, answer_cross_entropy
 
-from conftest import LLM_KINDS, TOKEN_DIM, llm_dict
+LLM_KINDS = ("qwen2", "llama")
+TOKEN_DIM = 24  # tests/language/conftest.py builds the models with this token width
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
@@ -200,7 +201,8 @@ def test_empty_scene_grounding_is_finite(qwen: SceneLanguageModel) -> None:
     assert boxes.shape == (0, 6)
 
 
-def test_config_and_directory_errors(tmp_path: Path, tokenizer, make_model) -> None:  # noqa: ANN001
+def test_config_and_directory_errors(tmp_path: Path, tokenizer, make_model, token_dim) -> None:  # noqa: ANN001
+    assert token_dim == TOKEN_DIM
     with pytest.raises(ConfigError, match="model_type"):
         SceneLanguageModel.from_config(LanguageConfig(llm={}), tokenizer, TOKEN_DIM)
     with pytest.raises(ConfigError):
@@ -219,3 +221,5 @@ def test_config_and_directory_errors(tmp_path: Path, tokenizer, make_model) -> N
     tokens, xyz, mask = scene()
     with pytest.raises(DataError, match="placeholders"):
         m.build_batch(tokens, mask, ["<scene> and <scene>", "<scene>"])
+    with pytest.raises(DataError, match="context"):
+        m.build_batch(tokens, mask, ["<scene> " + "chair " * 600, "<scene>"])

@@ -26,3 +26,12 @@ def tiny_a() -> dict[str, Any]:
         "inputs": load_file(str(TINY_A / "inputs.safetensors")),
         "outputs": load_file(str(TINY_A / "outputs.safetensors")),
     }
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread() -> Any:
+    """These tensors are tiny: one thread avoids oversubscribing the shared 2-core CI machine (restored after)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

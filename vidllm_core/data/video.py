@@ -130,7 +130,10 @@ def probe(path: str | os.PathLike) -> VideoInfo:
         raise _not_a_video(path) from None
 
 
-def _read_decord(path: Path, num_frames: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, float | None, int]:
+_Decoded = tuple[np.ndarray, np.ndarray, np.ndarray, float | None, int]  # images, indices, times, fps, n
+
+
+def _read_decord(path: Path, num_frames: int) -> _Decoded:
     import decord
 
     decord.logging.set_level(decord.logging.QUIET)  # decord's own bundled ffmpeg only; failures still raise
@@ -143,7 +146,7 @@ def _read_decord(path: Path, num_frames: int) -> tuple[np.ndarray, np.ndarray, n
     return images, idx, timestamps, fps, num_source
 
 
-def _read_pyav(path: Path, num_frames: int, info: VideoInfo) -> tuple[np.ndarray, np.ndarray, np.ndarray, float | None, int]:
+def _read_pyav(path: Path, num_frames: int, info: VideoInfo) -> _Decoded:
     """Decode sequentially (PyAV cannot seek frame-exactly in general) and keep the sampled frames."""
     import av
 

@@ -172,6 +172,10 @@ class SceneLanguageModel(nn.Module):
                 ids = ids + self.tokenizer(tgt, add_special_tokens=False)["input_ids"] + ([self.eos_id] if add_eos else [])
             rows.append(ids)
         length = max(len(r) for r in rows)
+        context = getattr(self.llm.config.get_text_config(), "max_position_embeddings", None)
+        if context is not None and length > int(context):
+            raise DataError(f"prompt + scene tokens ({length}) exceed the LLM's context of {context} tokens; "
+                            "lower language.token_budget or the question length")
         input_ids = torch.full((b, length), self.pad_id, dtype=torch.long, device=dev)
         attention = torch.zeros(b, length, dtype=torch.long, device=dev)
         is_scene = torch.zeros(b, length, dtype=torch.bool, device=dev)

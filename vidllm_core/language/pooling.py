@@ -46,8 +46,7 @@ class PooledScene:
 
 def _pool_one(tokens: Tensor, xyz: Tensor, voxel_size: float) -> tuple[Tensor, Tensor, Tensor]:
     """Scatter-mean of tokens [n, C] and xyz [n, 3] by voxel; voxels sorted lexicographically by (ix, iy, iz)."""
-    cells = torch.floor(xyz.double() / voxel_size).to(torch.int64)
-    _, inverse = torch.unique(cells, dim=0, return_inverse=True)
+    _, inverse = _voxel_ids(xyz, voxel_size)
     m = int(inverse.max()) + 1 if inverse.numel() else 0
     counts = torch.zeros(m, dtype=tokens.dtype, device=tokens.device).index_add_(
         0, inverse, torch.ones_like(inverse, dtype=tokens.dtype))
@@ -56,8 +55,25 @@ def _pool_one(tokens: Tensor, xyz: Tensor, voxel_size: float) -> tuple[Tensor, T
     return pooled, pos, inverse
 
 
+def _voxel_ids(xyz: Tensor, voxel_size: float) -> tuple[Tensor, Tensor]:
+    """(number of occupied voxels as a 0-d tensor, voxel index [n] in lexicographic (ix, iy, iz) order).
+
+    The three integer cell coordinates are packed into one int64 (a 1-D unique is ~10x faster than a row-wise
+    one); the row-wise unique is the fallback for scenes wider than 2^20 voxels along an axis.
+    """
+    cells = torch.floor(xyz.double() / voxel_size).to(torch.int64)
+    cells = cells - cells.min(0).values
+    extent = cells.max(0).values + 1
+    if bool((extent < (1 << 20)).all()):
+        packed = (cells[:, 0] * extent[1] + cells[:, 1]) * extent[2] + cells[:, 2]
+        uniq, inverse = torch.unique(packed, return_inverse=True)
+    else:
+        uniq, inverse = torch.unique(cells, dim=0, return_inverse=True)
+    return torch.tensor(uniq.shape[0]), inverse
+
+
 def _count_voxels(xyz: Tensor, voxel_size: float) -> int:
-    return int(torch.unique(torch.floor(xyz.double() / voxel_size).to(torch.int64), dim=0).shape[0])
+    return int(_voxel_ids(xyz, voxel_size)[0])
 
 
 def farthest_point_sample(points: Tensor, k: int) -> Tensor:
@@ -123,7 +139,7 @@ def voxel_pool(
     sizes = torch.full((b,), float(voxel_size), dtype=torch.float64)
     for i in range(b):
         keep = keep_all[i]
-        tok_i, xyz_i = tokens[i][keep], xyz[i][keep]
+        tok_i, xyz_i = (tokens[i], xyz[i]) if bool(keep.all()) else (tokens[i][keep], xyz[i][keep])
         if tok_i.shape[0] == 0:
             items.append((tok_i.new_zeros(0, c), xyz_i.new_zeros(0, 3)))
             continue

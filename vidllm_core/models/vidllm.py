@@ -91,6 +91,7 @@ class VidLLM(nn.Module):
             _dpt_head(config.point_head, 2 * dim, enc.patch_size, output_dim=4, activation="inv_log")
             if config.point_head is not None else None
         )
+        _init_pose_output(camera_head, cam.num_iterations)
         self.reconstruction = VGGTReconstruction(aggregator, camera_head, point_head, depth_head)
         md = config.metric_depth
         self.metric_depth = (
@@ -212,6 +213,18 @@ class VidLLM(nn.Module):
         model = cls(config)
         load_weights(model, _read_safetensors(directory / WEIGHTS_FILE), source=str(directory))
         return model.to(device).eval()
+
+
+def _init_pose_output(camera_head: CameraHead, num_iterations: int, fov: float = 1.0) -> None:
+    """Start an untrained camera head at a valid camera: identity rotation (qw = 1) and a ~57 degree field of view.
+
+    VGGT's head sums `num_iterations` deltas and applies ReLU to the FoV, so a random init can give FoV 0 (an
+    infinite focal length). VGGT checkpoints overwrite this; it only matters for models trained from scratch.
+    """
+    last = camera_head.pose_branch.fc2
+    with torch.no_grad():
+        last.weight[3:9].mul_(0.1)
+        last.bias[3:9] = torch.tensor([0.0, 0.0, 0.0, 1.0, fov, fov]) / num_iterations
 
 
 def _dpt_head(cfg, dim_in: int, patch_size: int, output_dim: int, activation: str) -> DPTHead:

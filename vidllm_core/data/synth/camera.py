@@ -57,25 +57,63 @@ def _free(scene: Scene, xy: np.ndarray, clearance: float, wall: float) -> np.nda
     return ok
 
 
+def _waypoints(rng: np.random.Generator, scene: Scene, k: int, phase: float) -> np.ndarray | None:
+    """(k, 2) loop of floor points with the most clearance in each of k angular sectors around the room centre."""
+    from scipy.ndimage import distance_transform_edt
+
+    room = scene.room
+    res = 0.1
+    xs, ys = np.arange(res / 2, room.width, res), np.arange(res / 2, room.depth, res)
+    grid = np.stack(np.meshgrid(xs, ys), -1)
+    free = _free(scene, grid.reshape(-1, 2), 0.25, 0.45).reshape(grid.shape[:2])
+    if not free.any():
+        return None
+    clear = np.minimum(distance_transform_edt(free) * res, 0.8)
+    centre = np.array([room.width, room.depth]) / 2
+    rel = (grid - centre) / (centre - 0.3)
+    ang = np.mod(np.arctan2(rel[..., 1], rel[..., 0]) - phase, 2 * math.pi)
+    sector = np.floor(ang / (2 * math.pi / k)).astype(int)
+    score = clear - 0.6 * np.abs(np.linalg.norm(rel, axis=-1) - rng.uniform(0.45, 0.7)) + rng.uniform(0, 0.05, free.shape)
+    pts = []
+    for b in range(k):
+        m = free & (sector == b)
+        if m.any():
+            i = np.argmax(np.where(m, score, -np.inf))
+            pts.append(grid.reshape(-1, 2)[i])
+    keep: list[np.ndarray] = []
+    for p in pts:  # drop waypoints crowding their predecessor (they make the spline kink)
+        if not keep or np.linalg.norm(p - keep[-1]) > 0.8:
+            keep.append(p)
+    if len(keep) > 1 and np.linalg.norm(keep[0] - keep[-1]) <= 0.8:
+        keep.pop()
+    return np.array(keep) if len(keep) >= 4 else None
+
+
 def sample_trajectory(rng: np.random.Generator, scene: Scene, n_frames: int) -> np.ndarray:
     """(n_frames, 4, 4) camera-to-world poses: a loop around the room centre at 1.2-1.8 m, looking inward and down."""
     room = scene.room
     centre = np.array([room.width / 2, room.depth / 2])
     best, best_score = None, -1.0
-    for attempt in range(12):
-        scale = rng.uniform(0.35, 0.7) if attempt < 8 else rng.uniform(0.15, 0.4)
+    for attempt in range(40):
+        scale = rng.uniform(0.4, 0.8) if attempt < 25 else rng.uniform(0.15, 0.5)
         k = 8
         phase = rng.uniform(0, 2 * math.pi)
         ang = phase + np.linspace(0, 2 * math.pi, k, endpoint=False)
         radii = scale * rng.uniform(0.85, 1.15, k)
-        ctrl = centre + np.stack([np.cos(ang) * radii * (room.width / 2 - 0.5), np.sin(ang) * radii * (room.depth / 2 - 0.5)], 1)
+        shift = rng.uniform(-0.2, 0.2, 2) * np.array([room.width, room.depth]) * (attempt > 5)
+        ctrl = centre + shift + np.stack([np.cos(ang) * radii * (room.width / 2 - 0.5),
+                                          np.sin(ang) * radii * (room.depth / 2 - 0.5)], 1)
+        if attempt % 2 == 1:  # alternatively: waypoints picked in free space, one per angular sector
+            way = _waypoints(rng, scene, k, phase)
+            if way is not None:
+                ctrl = way
         ctrl = np.concatenate([ctrl, ctrl[:1]])
-        spline = CubicSpline(np.linspace(0, 1, k + 1), ctrl, bc_type="periodic")
+        spline = CubicSpline(np.linspace(0, 1, len(ctrl)), ctrl, bc_type="periodic")
         span = rng.uniform(0.7, 1.0)
         t = np.linspace(0, span, n_frames)
         xy = spline(t)
-        ok = _free(scene, xy, 0.15, 0.35)
-        score = ok.mean()
+        dense = spline(np.linspace(0, span, 4 * n_frames))
+        score = _free(scene, dense, 0.15, 0.35).mean()
         if score > best_score:
             best, best_score = (xy, t), score
         if score == 1.0:

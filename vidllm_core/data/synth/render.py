@@ -112,26 +112,41 @@ class Renderer:
                 hit = (tn <= tf) & (tn > NEAR) & (tn < zb)
                 np.copyto(zb, tn, where=hit)
                 np.copyto(prim[v0:v1, u0:u1], b, where=hit)
-        P = [np.float32(o[i]) + D[i] * zbuf for i in range(3)]  # hit points, world
-        # room face: 0 floor, 1 ceiling, 2 south, 3 north, 4 west, 5 east
-        positive = np.where(room_axis == 2, D[2] > 0, np.where(room_axis == 1, D[1] > 0, D[0] > 0))
-        face = (4 - 2 * room_axis + positive).astype(np.intp)
-        room_rgb, room_fac = self._room_colour(P, room_axis, face)
-        is_obj = prim >= 0
-        pb = np.maximum(prim, 0)
-        # object face from the hit point in the box frame -> per-(box, face) Lambert factor
-        lx, ly, lz = (P[i] - self.box_center32[:, i].take(pb) for i in range(3))
-        c, s = self.box_cs[:, 0].take(pb), self.box_cs[:, 1].take(pb)
-        rx = np.abs(c * lx + s * ly) / self.box_half32[:, 0].take(pb)
-        ry = np.abs(c * ly - s * lx) / self.box_half32[:, 1].take(pb)
-        rz = np.abs(lz) / self.box_half32[:, 2].take(pb)
-        axis = np.where((rx >= ry) & (rx >= rz), 0, np.where(ry >= rz, 1, 2))
-        sgn = np.where(axis == 0, c * lx + s * ly, np.where(axis == 1, c * ly - s * lx, lz)) > 0
-        lam = self.box_lambert.take(pb * 6 + 2 * axis + sgn)
-        fac = np.where(is_obj, lam, room_fac) * np.float32(255.0)
-        planes = [np.where(is_obj, self.box_rgb[:, ch].take(pb), room_rgb[ch]) * fac for ch in range(3)]
-        out = np.stack([np.clip(p_ + 0.5, 0, 255) for p_ in planes], -1).astype(np.uint8)
-        inst = np.where(is_obj, self.box_obj.take(pb) + 1, 0).astype(np.int32)
+        n = H * W
+        flat_prim = prim.ravel()
+        obj_idx = np.flatnonzero(flat_prim >= 0)
+        room_idx = np.flatnonzero(flat_prim < 0)
+        zf = zbuf.ravel()
+        planes = [np.empty(n, dtype=np.float32) for _ in range(3)]
+        # room pixels: face 0 floor, 1 ceiling, 2 south, 3 north, 4 west, 5 east
+        z_r = zf[room_idx]
+        Dr = [d.ravel()[room_idx] for d in D]
+        P = [np.float32(o[i]) + Dr[i] * z_r for i in range(3)]
+        ax_r = room_axis.ravel()[room_idx]
+        positive = np.where(ax_r == 2, Dr[2] > 0, np.where(ax_r == 1, Dr[1] > 0, Dr[0] > 0))
+        face = (4 - 2 * ax_r + positive).astype(np.intp)
+        room_rgb, room_fac = self._room_colour(P, ax_r, face)
+        room_fac = room_fac * np.float32(255.0)
+        for ch in range(3):
+            planes[ch][room_idx] = room_rgb[ch] * room_fac
+        if len(obj_idx):
+            # object pixels: face of the hit box from the hit point in the box frame -> per-(box, face) Lambert factor
+            pb = flat_prim[obj_idx]
+            z_o = zf[obj_idx]
+            lx, ly, lz = (np.float32(o[i]) + D[i].ravel()[obj_idx] * z_o - self.box_center32[:, i].take(pb)
+                          for i in range(3))
+            c, s = self.box_cs[:, 0].take(pb), self.box_cs[:, 1].take(pb)
+            bx, by = c * lx + s * ly, c * ly - s * lx
+            rx = np.abs(bx) / self.box_half32[:, 0].take(pb)
+            ry = np.abs(by) / self.box_half32[:, 1].take(pb)
+            rz = np.abs(lz) / self.box_half32[:, 2].take(pb)
+            axis = np.where((rx >= ry) & (rx >= rz), 0, np.where(ry >= rz, 1, 2))
+            sgn = np.where(axis == 0, bx, np.where(axis == 1, by, lz)) > 0
+            lam = self.box_lambert.take(pb * 6 + 2 * axis + sgn) * np.float32(255.0)
+            for ch in range(3):
+                planes[ch][obj_idx] = self.box_rgb[:, ch].take(pb) * lam
+        out = np.stack([np.clip(p_ + 0.5, 0, 255) for p_ in planes], -1).astype(np.uint8).reshape(H, W, 3)
+        inst = np.where(prim >= 0, self.box_obj.take(np.maximum(prim, 0)) + 1, 0).astype(np.int32)
         return Frame(out, zbuf, inst)
 
     def _visible_boxes(self, pose: np.ndarray) -> list[tuple[int, tuple[int, int, int, int], float]]:
@@ -174,7 +189,7 @@ class Renderer:
         """Room surface albedo planes (R, G, B) and shading factor: planks or tiles, striped walls, ceiling panels."""
         room = self.scene.room
         seed = room.texture_seed
-        x, y, z = P
+        x, y, z = P  # 1-D arrays over the room pixels
         xt = x / np.float32(room.tile)
         xf = np.floor(xt)
         i = xf.astype(np.int32)
