@@ -11,7 +11,7 @@ from vidllm_cli.common import console, user_errors
 
 
 def command(
-    out_dir: Annotated[Path, typer.Argument(help="Output folder (scenes/, annotations/, splits/, synthrooms.json).")],
+    out_dir: Annotated[Path, typer.Argument(help="Output folder (scenes/, posed_images/, annotations/, splits/, synthrooms.json).")],
     scenes: Annotated[int, typer.Option("--scenes", help="Number of scenes.")] = 20,
     seed: Annotated[int, typer.Option("--seed", help="Random seed; same seed + arguments = same files.")] = 0,
     frames: Annotated[int, typer.Option("--frames", help="Frames per scene video.")] = 48,

@@ -44,7 +44,8 @@ def qwen(make_model) -> SceneLanguageModel:  # noqa: ANN001
 def test_labels_mask_exactly_the_answer(model: SceneLanguageModel) -> None:
     tok = model.tokenizer
     tokens, xyz, mask = scene()
-    prompts = [P.scanqa_prompt("How many chairs?", "two"), P.sqa3d_prompt("I face the bed.", "What is left?", "a chair")]
+    prompts = [P.scanqa_prompt("How many chairs?", "two"),
+               P.sqa3d_prompt("I face the bed.", "What is left?", "a chair")]
     batch = model.build_batch(tokens, mask, prompts, [p.target for p in prompts])
     for i, p in enumerate(prompts):
         prompt_ids = tok(P.chat_text(tok, p.prompt), add_special_tokens=False)["input_ids"]
@@ -180,7 +181,8 @@ def test_grounding_loss_has_gradients(qwen: SceneLanguageModel) -> None:
     tokens, xyz, mask = scene()
     prompts = [P.grounding_prompt("the chair"), P.grounding_prompt("the lamps", multiple=True)]
     gt = [torch.tensor([[1.0, 1.0, 1.0, 0.5, 0.5, 0.8]]), torch.zeros(0, 6)]  # second: zero-target
-    props = [torch.tensor([[1.0, 1.0, 1.0, 0.5, 0.5, 0.8], [2, 2, 2, 1, 1, 1.0]]), torch.tensor([[0.5, 1, 1, 1, 1, 1.0]])]
+    props = [torch.tensor([[1.0, 1.0, 1.0, 0.5, 0.5, 0.8], [2, 2, 2, 1, 1, 1.0]]),
+             torch.tensor([[0.5, 1, 1, 1, 1, 1.0]])]
     total, parts = qwen.loss(tokens, xyz, mask, prompts, gt_boxes=gt, proposals=props)
     assert {"answer_ce", "grounding", "ground_l1", "ground_iou", "ground_objectness", "ground_proposal"} <= set(parts)
     assert torch.isfinite(total) and float(parts["grounding"]) > 0

@@ -119,6 +119,11 @@ def recipe_dict(stage: str, scenes: Path, teachers: dict[str, Path] | None = Non
     return d
 
 
+@pytest.fixture(scope="session")
+def make_recipe() -> Callable[..., dict]:
+    return recipe_dict
+
+
 @pytest.fixture
 def write_recipe(tmp_path: Path) -> Callable[[dict, str], Path]:
     def write(d: dict, name: str = "recipe.yaml") -> Path:

@@ -51,27 +51,30 @@ def add_uv_pos_embed(x: torch.Tensor, image_w: int, image_h: int, ratio: float =
 
 
 class ResidualConvUnit(nn.Module):
-    """``conv2(relu(conv1(relu(x)))) + relu(x)`` (the official unit's in-place ReLU also rectifies the skip)."""
+    """``conv2(relu(conv1(relu(x)))) + skip`` with skip = ``relu(x)`` (VGGT: the official unit's in-place ReLU also
+    rectifies the skip) or ``x`` (textbook DPT, ``rectified_skip=False``)."""
 
-    def __init__(self, features: int) -> None:
+    def __init__(self, features: int, rectified_skip: bool = True) -> None:
         super().__init__()
+        self.rectified_skip = rectified_skip
         self.conv1 = nn.Conv2d(features, features, kernel_size=3, padding=1, bias=True)
         self.conv2 = nn.Conv2d(features, features, kernel_size=3, padding=1, bias=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``[N, F, h, w] -> [N, F, h, w]``."""
-        x = F.relu(x)
-        return self.conv2(F.relu(self.conv1(x))) + x
+        rx = F.relu(x)
+        return self.conv2(F.relu(self.conv1(rx))) + (rx if self.rectified_skip else x)
 
 
 class FeatureFusionBlock(nn.Module):
     """``out = x0 (+ RCU1(x1)); out = RCU2(out)``; bilinear (align_corners) resize; 1x1 ``out_conv``."""
 
-    def __init__(self, features: int, has_residual: bool = True) -> None:
+    def __init__(self, features: int, has_residual: bool = True, rectified_skip: bool = True) -> None:
         super().__init__()
         self.out_conv = nn.Conv2d(features, features, kernel_size=1, bias=True)
-        self.resConfUnit1 = ResidualConvUnit(features) if has_residual else None  # noqa: N815 (official key)
-        self.resConfUnit2 = ResidualConvUnit(features)  # noqa: N815
+        unit1 = ResidualConvUnit(features, rectified_skip) if has_residual else None
+        self.resConfUnit1 = unit1  # noqa: N815 (official key)
+        self.resConfUnit2 = ResidualConvUnit(features, rectified_skip)  # noqa: N815
 
     def forward(self, x0: torch.Tensor, x1: torch.Tensor | None = None, size: Sequence[int] | None = None) -> torch.Tensor:
         """Fuse ``x0`` (and the skip ``x1``), then resize to ``size`` (default x2)."""

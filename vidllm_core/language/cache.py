@@ -24,7 +24,8 @@ from torch import Tensor
 
 from vidllm_core.io import atomic_path
 
-__all__ = ["CACHE_VERSION", "SceneCache", "default_cache_dir", "file_sha256", "model_fingerprint", "scene_key", "tensors_equal"]
+__all__ = ["CACHE_VERSION", "SceneCache", "default_cache_dir", "file_sha256", "model_fingerprint", "scene_key",
+           "tensors_equal"]
 
 CACHE_VERSION = 1
 _KEY = re.compile(r"^[0-9a-f]{64}$")
@@ -50,7 +51,8 @@ def _canonical(obj: Any) -> bytes:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str).encode("utf-8")
 
 
-def model_fingerprint(config: Mapping[str, Any], weights: Iterable[str | Path] = (), content_hash: bool = False) -> str:
+def model_fingerprint(config: Mapping[str, Any], weights: Iterable[str | Path] = (),
+                      content_hash: bool = False) -> str:
     """Hex sha256 identifying a model: its config dict + each weights file (size and mtime, or content hash)."""
     files = []
     for w in weights:

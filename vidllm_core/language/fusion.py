@@ -169,7 +169,8 @@ class SceneLanguageModel(nn.Module):
             prompt_lens.append(len(ids))
             tgt = targets[i] if targets is not None else None
             if tgt is not None:
-                ids = ids + self.tokenizer(tgt, add_special_tokens=False)["input_ids"] + ([self.eos_id] if add_eos else [])
+                ids = ids + self.tokenizer(tgt, add_special_tokens=False)["input_ids"]
+                ids = ids + ([self.eos_id] if add_eos else [])
             rows.append(ids)
         length = max(len(r) for r in rows)
         context = getattr(self.llm.config.get_text_config(), "max_position_embeddings", None)
@@ -298,7 +299,7 @@ class SceneLanguageModel(nn.Module):
     @torch.no_grad()
     def ground_outputs(self, tokens: Tensor, xyz: Tensor, mask: Tensor,
                        prompts: Sequence[PromptLike]) -> tuple[GroundingOutput, Tensor]:
-        """Raw head outputs for grounding prompts, with `<ground>` forced as the answer: (GroundingOutput, state [B, D])."""
+        """Head outputs for grounding prompts, `<ground>` forced as the answer: (GroundingOutput, state [B, D])."""
         batch = self.build_batch(tokens, mask, prompts, [GROUND] * len(prompts), add_eos=False)
         out = self.llm(inputs_embeds=batch.inputs_embeds, attention_mask=batch.attention_mask,
                        output_hidden_states=True, use_cache=False)

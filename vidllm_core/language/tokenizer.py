@@ -26,7 +26,8 @@ _GENERIC_CLASSES = ("TokenizersBackend", "PreTrainedTokenizerFast")
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json", "spiece.model")
 
 
-def build_tokenizer(texts: Iterable[str], vocab_size: int, out_dir: str | Path | None = None) -> PreTrainedTokenizerFast:
+def build_tokenizer(texts: Iterable[str], vocab_size: int,
+                    out_dir: str | Path | None = None) -> PreTrainedTokenizerFast:
     """Train a byte-level BPE tokenizer on `texts` with the `tokenizers` library (offline, no download).
 
     Every byte is in the initial alphabet, so any UTF-8 text encodes without an unknown token. The five
@@ -44,7 +45,8 @@ def build_tokenizer(texts: Iterable[str], vocab_size: int, out_dir: str | Path |
 
     minimum = 256 + len(SPECIAL_TOKENS)
     if vocab_size < minimum:
-        raise ValueError(f"vocab_size must be >= {minimum} (256 bytes + {len(SPECIAL_TOKENS)} special), got {vocab_size}")
+        raise ValueError(f"vocab_size must be >= {minimum} (256 bytes + {len(SPECIAL_TOKENS)} special), "
+                         f"got {vocab_size}")
     bpe = Tokenizer(models.BPE())
     bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     bpe.decoder = decoders.ByteLevel()

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from vidllm_core.errors import ConfigError
+from vidllm_core.heads.dpt import FeatureFusionBlock
 
 
 class MetricDepthOutput(NamedTuple):
@@ -40,37 +41,6 @@ class MetricDepthOutput(NamedTuple):
     probs: Tensor
     centers: Tensor
     exceedance: Tensor
-
-
-class ResidualConvUnit(nn.Module):
-    """``x + conv(relu(conv(relu(x))))`` with 3x3 convolutions (non-inplace ReLU)."""
-
-    def __init__(self, features: int) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(features, features, 3, padding=1)
-        self.conv2 = nn.Conv2d(features, features, 3, padding=1)
-
-    def forward(self, x: Tensor) -> Tensor:
-        """[B, F, h, w] -> [B, F, h, w]."""
-        return x + self.conv2(F.relu(self.conv1(F.relu(x))))
-
-
-class FusionBlock(nn.Module):
-    """DPT fusion: ``RCU2(x + RCU1(skip))``, bilinear upsample to ``size``, 1x1 conv."""
-
-    def __init__(self, features: int, has_skip: bool = True) -> None:
-        super().__init__()
-        self.skip_unit = ResidualConvUnit(features) if has_skip else None
-        self.unit = ResidualConvUnit(features)
-        self.out_conv = nn.Conv2d(features, features, 1)
-
-    def forward(self, x: Tensor, skip: Tensor | None, size: tuple[int, int]) -> Tensor:
-        """``x`` (and ``skip``): [B, F, h, w] -> [B, F, *size]."""
-        if skip is not None and self.skip_unit is not None:
-            x = x + self.skip_unit(skip)
-        x = self.unit(x)
-        x = F.interpolate(x, size=size, mode="bilinear", align_corners=True)
-        return self.out_conv(x)
 
 
 class MetricDepthModel(nn.Module):
@@ -128,7 +98,9 @@ class MetricDepthModel(nn.Module):
             ]
         )
         self.layers_rn = nn.ModuleList([nn.Conv2d(c, features, 3, padding=1, bias=False) for c in out_channels])
-        self.fusions = nn.ModuleList([FusionBlock(features, has_skip=i < 3) for i in range(4)])
+        self.fusions = nn.ModuleList(
+            [FeatureFusionBlock(features, has_residual=i < 3, rectified_skip=False) for i in range(4)]
+        )
         self.head_conv = nn.Conv2d(features, features // 2, 3, padding=1)
         self.head_out = nn.Conv2d(features // 2, head_features, 3, padding=1)
 
@@ -169,7 +141,7 @@ class MetricDepthModel(nn.Module):
             x = self.norms[i](tokens).transpose(1, 2).reshape(tokens.shape[0], self.embed_dim, h, w)
             x = self.resize_layers[i](self.projects[i](x))
             maps.append(self.layers_rn[i](x))
-        x = self.fusions[3](maps[3], None, size=maps[2].shape[-2:])
+        x = self.fusions[3](maps[3], size=maps[2].shape[-2:])
         x = self.fusions[2](x, maps[2], size=maps[1].shape[-2:])
         x = self.fusions[1](x, maps[1], size=maps[0].shape[-2:])
         x = self.fusions[0](x, maps[0], size=(2 * maps[0].shape[-2], 2 * maps[0].shape[-1]))
