@@ -88,21 +88,6 @@ def load_model(model_dir: Optional[Path], vggt: Optional[Path], device: str) -> 
     return _OfficialVGGTAdapter(net).to(device)
 
 
-def _preprocess_settings(net: Any) -> tuple[str, int, int, int]:
-    """(mode, image_size, default num_frames, patch_size) of the loaded model.
-
-    `preprocess_config` is the interface; a VidLLM without it falls back to `config.input` / `config.encoder`.
-    """
-    cfg = getattr(net, "preprocess_config", None)
-    config = getattr(net, "config", None)
-    if cfg is None and config is not None:
-        cfg = config.input
-    patch = getattr(cfg, "patch_size", None)
-    if patch is None:
-        patch = getattr(getattr(config, "encoder", None), "patch_size", 14)
-    return str(cfg.mode), int(cfg.image_size), int(cfg.num_frames), int(patch)
-
-
 def _can_write(folder: Path) -> bool:
     return os.access(folder, os.W_OK | os.X_OK)
 
@@ -121,15 +106,6 @@ def _check_writable(path: Path, what: str) -> None:
         fail(f"cannot write {what} '{path}': folder '{probe}' is not writable")
     if path.is_dir() and what != "depth folder":
         fail(f"cannot write {what} '{path}': it is a folder")
-
-
-def _to_numpy(x: Any) -> Any:
-    import numpy as np
-    import torch
-
-    if isinstance(x, torch.Tensor):
-        x = x.detach().to("cpu", torch.float32).numpy()
-    return np.asarray(x)
 
 
 @contextlib.contextmanager
@@ -172,16 +148,14 @@ def command(
     check_model_source(model, vggt)
 
     with user_errors():
-        import numpy as np
         import torch
 
-        from vidllm_core.data.preprocess import preprocess_with_info
         from vidllm_core.data.video import probe, read_frames
         from vidllm_core.export import (
-            atomic_dir, camera_to_world, check_replaceable_dir, points_from_prediction, write_cameras_json,
-            write_depth_pngs, write_point_cloud,
+            atomic_dir, check_replaceable_dir, write_cameras_json, write_depth_pngs, write_point_cloud,
         )
         from vidllm_core.io import atomic_path
+        from vidllm_core.pipelines.reconstruct import preprocess_settings, reconstruct_frames
 
         if depth_dir is not None:
             check_replaceable_dir(depth_dir)
@@ -194,51 +168,29 @@ def command(
             task = progress.add_task("loading model", total=5)
             t = time.perf_counter()
             net = load_model(model, vggt, device)
-            mode, image_size, default_frames, patch_size = _preprocess_settings(net)
+            settings = preprocess_settings(net)
             timings["load_model_s"] = time.perf_counter() - t
             progress.update(task, advance=1, description="reading frames")
 
             t = time.perf_counter()
-            clip = read_frames(video, frames or default_frames)
+            clip = read_frames(video, frames or settings.num_frames)
             timings["read_s"] = time.perf_counter() - t
             src_h, src_w = clip.images.shape[1:3]
             console.print(f"read {len(clip.indices)} of {clip.num_source_frames} frames ({src_w}x{src_h}) "
                           f"from {video} with {clip.backend}")
-            progress.update(task, advance=1, description="preprocessing")
+
+            def on_stage(name: str) -> None:
+                descriptions = {"preprocessing": "preprocessing",
+                                "network": f"network ({len(clip.indices)} frames, {device})",
+                                "postprocessing": "writing outputs"}
+                progress.update(task, advance=1, description=descriptions.get(name, name))
+
+            rec = reconstruct_frames(net, list(clip.images), device=device, on_stage=on_stage)
+            timings.update({k: v for k, v in rec.timings.items() if k != "postprocess_s"})
+            S, H, W = rec.num_frames, rec.height, rec.width
 
             t = time.perf_counter()
-            images, infos = preprocess_with_info(list(clip.images), mode=mode, target_size=image_size,
-                                                 patch_size=patch_size)
-            timings["preprocess_s"] = time.perf_counter() - t
-            S, _, H, W = images.shape
-            progress.update(task, advance=1, description=f"network ({S} frames at {W}x{H}, {device})")
-
-            t = time.perf_counter()
-            with torch.inference_mode():
-                pred = net.reconstruct(images.to(device))
-            timings["network_s"] = time.perf_counter() - t
-            progress.update(task, advance=1, description="writing outputs")
-
-            t = time.perf_counter()
-            world = _to_numpy(pred["world_points"]).reshape(S, H, W, 3)
-            conf = _to_numpy(pred["depth_conf"]).reshape(S, H, W)
-            depth = _to_numpy(pred["depth"]).reshape(S, H, W)
-            extrinsic = _to_numpy(pred["extrinsic"]).reshape(S, 3, 4)
-            intrinsic = _to_numpy(pred["intrinsic"]).reshape(S, 3, 3)
-            scale, metric = float(pred.get("scale", 1.0)), bool(pred.get("metric", False))
-            for name, value in (("depth", depth), ("extrinsic", extrinsic), ("intrinsic", intrinsic)):
-                bad = np.flatnonzero(~np.isfinite(value.reshape(S, -1)).all(axis=1))
-                if len(bad):
-                    fail(f"the network predicted non-finite {name} values for frame(s) "
-                         f"{', '.join(map(str, bad[:5].tolist()))}; the model weights look untrained or broken")
-            valid = np.zeros((S, H, W), dtype=bool)  # exclude white padding (pad mode, mixed shapes)
-            for i, info in enumerate(infos):
-                h_in = min(info.resized_height - info.crop_top, H - info.pad_top)
-                w_in = min(info.resized_width - info.crop_left, W - info.pad_left)
-                valid[i, info.pad_top:info.pad_top + h_in, info.pad_left:info.pad_left + w_in] = True
-            colors = (images.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
-            cloud = points_from_prediction(world, colors, conf, conf_percentile=conf_percentile,
-                                           max_points=max_points, mask=valid)
+            cloud = rec.point_cloud(conf_percentile=conf_percentile, max_points=max_points)
             with contextlib.ExitStack() as stage:  # every output is renamed into place only if all succeed
                 write_point_cloud(stage.enter_context(atomic_path(output)), cloud.points, cloud.colors,
                                   cloud.confidence)
@@ -246,14 +198,14 @@ def command(
                     write_cameras_json(
                         stage.enter_context(atomic_path(cameras)), source_indices=clip.indices.tolist(),
                         timestamps=None if clip.timestamps is None else clip.timestamps.tolist(),
-                        camera_to_world=camera_to_world(extrinsic), intrinsics=intrinsic, width=W, height=H,
-                        metric=metric, scale=scale,
-                        source_intrinsics=np.stack([inf.intrinsics_to_source(k) for inf, k in zip(infos, intrinsic)]),
+                        camera_to_world=rec.camera_to_world(), intrinsics=rec.intrinsic, width=W, height=H,
+                        metric=rec.metric, scale=rec.scale, source_intrinsics=rec.source_intrinsics(),
                         extra={"source": str(video), "source_width": int(src_w), "source_height": int(src_h),
-                               "fps": clip.fps, "preprocess": {"mode": mode, "image_size": image_size}})
+                               "fps": clip.fps, "preprocess": {"mode": settings.mode,
+                                                               "image_size": settings.image_size}})
                 if depth_dir is not None:
-                    write_depth_pngs(stage.enter_context(atomic_dir(depth_dir)), depth)
-            timings["write_s"] = time.perf_counter() - t
+                    write_depth_pngs(stage.enter_context(atomic_dir(depth_dir)), rec.depth)
+            timings["write_s"] = time.perf_counter() - t + rec.timings.get("postprocess_s", 0.0)
             progress.update(task, advance=1)
     timings["total_s"] = time.perf_counter() - t_start
 
@@ -265,8 +217,8 @@ def command(
         "source_resolution": [int(src_w), int(src_h)],
         "resolution": [int(W), int(H)],
         "points": int(len(cloud.points)),
-        "scale": scale,
-        "metric": metric,
+        "scale": rec.scale,
+        "metric": rec.metric,
         "device": device,
         "timings": {k: round(v, 4) for k, v in timings.items()},
         "outputs": {"ply": str(output), "cameras": None if cameras is None else str(cameras),
@@ -275,8 +227,8 @@ def command(
     if as_json:
         typer.echo(json.dumps(summary))
         return
-    units = "metres" if metric else "relative units (not metric)"
-    console.print(f"wrote {summary['points']:,} points to {output} ({units}, scale {scale:.4g}) "
+    units = "metres" if rec.metric else "relative units (not metric)"
+    console.print(f"wrote {summary['points']:,} points to {output} ({units}, scale {rec.scale:.4g}) "
                   f"in {timings['total_s']:.2f} s")
     if cameras is not None:
         console.print(f"wrote {S} cameras to {cameras}")

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 from pathlib import Path
@@ -13,6 +14,9 @@ from typing import Annotated, Optional
 import typer
 
 from vidllm_cli.common import console, fail, user_errors
+
+
+_WRITE_ERRORS = {errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EDQUOT, errno.EIO}
 
 
 def _format(rec: dict, total: int) -> str:
@@ -63,8 +67,15 @@ def run_stage(stage: str, config: Optional[Path], out: Optional[Path], resume: O
         run = stage_mod.setup(recipe, out_dir, dist, resume=resume is not None)
         if resume is not None and dist.is_main:
             console.print(f"resumed at step {run.state.step} (epoch {run.state.epoch})")
-        common.fit(run, max_steps=max_steps, log=lambda r: console.print(_format(r, recipe.train.steps), soft_wrap=True,
-                                                                          highlight=False))
+        try:
+            common.fit(run, max_steps=max_steps, log=lambda r: console.print(
+                _format(r, recipe.train.steps), soft_wrap=True, highlight=False))
+        except OSError as exc:
+            if exc.errno not in _WRITE_ERRORS:
+                raise
+            kept = common.latest_pointer_text(Path(out_dir))
+            fail(f"cannot write to {out_dir}: {exc.strerror or exc}; "
+                 + (f"the last complete checkpoint {kept} is kept" if kept else "no checkpoint had been saved"))
         if print_hash:
             print(f"rank {dist.rank} sha256 {common.state_hash(run.module)}", flush=True)
         if dist.is_main:

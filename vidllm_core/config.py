@@ -115,11 +115,15 @@ class LanguageConfig:
     tokenizer in the model directory's `tokenizer/`); empty for a preset means "built by `vidllm init`".
     """
 
-    llm: dict = field(default_factory=dict)
+    llm: dict = field(default_factory=dict)  # no vocab_size needed: `vidllm init` sets it from the tokenizer
     token_budget: int = 1024  # 3D tokens given to the LLM after geometry-aware pooling
     voxel_size: float = 0.2  # metres, for voxel pooling of 3D patch tokens
     num_grounding_queries: int = 16
     max_question_tokens: int = 256
+    grounding_dim: int = 128  # width of the grounding head (heads/grounding.py)
+    pool_reduction: str = "coarsen"  # coarsen | fps (language/pooling.py)
+    system_prompt: str | None = None  # system turn for LLMs with a chat template
+    ground_threshold: float = 0.5  # objectness score kept by multi-target grounding
 
 
 @dataclass(frozen=True)
@@ -186,6 +190,7 @@ class VidLLMConfig:
 
 
 ADAPTER_VARIANTS = ("none", "concat_sa", "cross_attn", "bridge")
+POOL_REDUCTIONS = ("coarsen", "fps")
 INPUT_MODES = ("short_side", "crop", "pad")
 
 
@@ -212,6 +217,16 @@ def validate(cfg: VidLLMConfig) -> None:
             raise ConfigError(f"{head_name}.intermediate_layer_idx must be < aggregator.depth")
     if cfg.metric_depth is not None and not 0 < cfg.metric_depth.min_depth < cfg.metric_depth.max_depth:
         raise ConfigError("metric_depth needs 0 < min_depth < max_depth")
+    lang = cfg.language
+    if lang is not None:
+        if lang.pool_reduction not in POOL_REDUCTIONS:
+            raise ConfigError(f"language.pool_reduction must be one of {POOL_REDUCTIONS}, got {lang.pool_reduction!r}")
+        if lang.token_budget < 1 or lang.voxel_size <= 0 or lang.max_question_tokens < 1:
+            raise ConfigError("language needs token_budget >= 1, voxel_size > 0 and max_question_tokens >= 1")
+        if not 0.0 <= lang.ground_threshold <= 1.0:
+            raise ConfigError(f"language.ground_threshold must be in [0, 1], got {lang.ground_threshold}")
+        if lang.llm and not isinstance(lang.llm.get("model_type"), str):
+            raise ConfigError("language.llm must be a Hugging Face config dict with a 'model_type'")
 
 
 # ---- typed construction from plain dicts (JSON / YAML) ------------------------------------------------------
@@ -266,6 +281,17 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
 
 
 # ---- presets ------------------------------------------------------------------------------------------------
+#: Random-init LLMs of the tiny / demo presets (Hugging Face Qwen2 config dicts; vocab_size comes from the tokenizer
+#: `vidllm init` builds). The paper preset has none: `vidllm init --llm DIR` brings a pretrained one.
+TINY_LLM: dict[str, Any] = {
+    "model_type": "qwen2", "hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
+    "num_key_value_heads": 2, "intermediate_size": 128, "max_position_embeddings": 4096, "tie_word_embeddings": True,
+}
+DEMO_LLM: dict[str, Any] = {
+    "model_type": "qwen2", "hidden_size": 256, "num_hidden_layers": 4, "num_attention_heads": 4,
+    "num_key_value_heads": 4, "intermediate_size": 768, "max_position_embeddings": 4096, "tie_word_embeddings": True,
+}
+
 def tiny() -> VidLLMConfig:
     """Every test: 2 frames forward in well under a second on CPU."""
     return VidLLMConfig(
@@ -278,6 +304,8 @@ def tiny() -> VidLLMConfig:
         point_head=None,
         metric_depth=MetricDepthConfig(features=16, out_channels=(8, 16, 32, 32), num_bins=8, max_depth=10.0),
         patch3d=Patch3DConfig(hidden_dim=32),
+        language=LanguageConfig(llm=dict(TINY_LLM), token_budget=64, voxel_size=0.2, num_grounding_queries=8,
+                                max_question_tokens=64),
         input=InputConfig(num_frames=4, image_size=56),
     )
 
@@ -294,6 +322,7 @@ def demo() -> VidLLMConfig:
         point_head=None,
         metric_depth=MetricDepthConfig(features=32, out_channels=(32, 64, 128, 128), num_bins=32, max_depth=12.0),
         patch3d=Patch3DConfig(hidden_dim=128),
+        language=LanguageConfig(llm=dict(DEMO_LLM), token_budget=256, voxel_size=0.2),
         input=InputConfig(num_frames=16, image_size=168),
     )
 

@@ -6,7 +6,6 @@ import math
 from pathlib import Path
 
 import numpy as np
-import pytest
 import trimesh
 
 from vidllm_core.data.synth import read_scene

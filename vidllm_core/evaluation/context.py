@@ -28,6 +28,12 @@ class EvalContext:
     all_records: list = field(default_factory=list)   # the whole annotation file (before --limit / --shard)
     notes: list[str] = field(default_factory=list)
     progress: Callable[[str, int], Callable[[], None]] | None = None   # (label, total) -> advance()
+    # model-driven runs (`--model`): where the hook writes, how it runs, and the model loaded once per run
+    predictions_dir: Path | None = None
+    device: str = "cpu"
+    num_frames: int | None = None            # frames per scene; None = the model's config.input.num_frames
+    model_variant: str | None = None         # a model baseline (e.g. "no-alignment"), None = the model as is
+    _models: dict[str, Any] = field(default_factory=dict)
     _gt: dict[str, dict[int, np.ndarray]] | None = None
     _gt_scene_cache: dict[str, dict[int, np.ndarray]] = field(default_factory=dict)
 
@@ -37,6 +43,12 @@ class EvalContext:
 
     def ticker(self, label: str, total: int) -> Callable[[], None]:
         return self.progress(label, total) if self.progress is not None else (lambda: None)
+
+    def cached(self, key: str, build: Callable[[], Any]) -> Any:
+        """`build()` once per context (a loaded model, a run guard), then the same object."""
+        if key not in self._models:
+            self._models[key] = build()
+        return self._models[key]
 
     # --- GT boxes ---------------------------------------------------------------------------------------------
     def has_gt_boxes(self) -> bool:

@@ -4,7 +4,9 @@ for the language branch.
 
 One-way gradient (Sec. 3.4): the 3D patch tokens are built from DETACHED geometry, so a loss on the language stream
 reaches the encoder, the adapter and the language-side modules, never the aggregator, the heads or the metric-depth
-model.
+model. The language branch (Sec. 3.3: voxel-pooled 3D tokens -> projector -> causal LLM, grounding head) is
+`VidLLM.language`, a `vidllm_core.language.fusion.SceneLanguageModel`, present when the config names an LLM and a
+tokenizer is given.
 """
 
 from __future__ import annotations
@@ -16,8 +18,8 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from vidllm_core.config import VidLLMConfig
-from vidllm_core.errors import CheckpointError
+from vidllm_core.config import LanguageConfig, VidLLMConfig
+from vidllm_core.errors import CheckpointError, ConfigError
 from vidllm_core.geometry.pose_encoding import pose_encoding_to_extri_intri
 from vidllm_core.geometry.scale_alignment import apply_scale, scene_scale
 from vidllm_core.geometry.unproject import unproject_depth_to_world
@@ -32,6 +34,7 @@ from vidllm_core.models.reconstruction import VGGTReconstruction
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
+TOKENIZER_DIR = "tokenizer"
 
 
 @dataclass
@@ -55,16 +58,55 @@ class SceneGeometry:
         return dict(self.__dict__)
 
 
+@dataclass
+class SceneEncoding:
+    """Everything the language tasks need from one video: the output of the expensive vision pass.
+
+    tokens [M, C] voxel-pooled 3D patch tokens (Sec. 3.3, M <= language.token_budget), xyz [M, 3] their mean world
+    positions (metres), mask [M] bool (all True for one scene; kept for batching), geometry: the metric
+    reconstruction the tokens were built on.
+    """
+
+    tokens: Tensor
+    xyz: Tensor
+    mask: Tensor
+    geometry: SceneGeometry
+
+    _GEOMETRY_TENSORS = ("depth", "depth_conf", "extrinsic", "intrinsic", "world_points")
+
+    def to_tensors(self) -> tuple[dict[str, Tensor], dict[str, str]]:
+        """(tensors, string metadata) for a safetensors file (the scene cache)."""
+        tensors = {"tokens": self.tokens, "xyz": self.xyz, "mask": self.mask}
+        tensors |= {f"geometry.{k}": getattr(self.geometry, k) for k in self._GEOMETRY_TENSORS}
+        meta = {"scale": repr(float(self.geometry.scale)), "metric": str(bool(self.geometry.metric))}
+        return tensors, meta
+
+    @classmethod
+    def from_tensors(cls, tensors: Mapping[str, Tensor], meta: Mapping[str, str]) -> "SceneEncoding":
+        geometry = SceneGeometry(**{k: tensors[f"geometry.{k}"] for k in cls._GEOMETRY_TENSORS},
+                                 scale=float(meta["scale"]), metric=meta["metric"] == "True")
+        return cls(tensors["tokens"], tensors["xyz"], tensors["mask"].to(torch.bool), geometry)
+
+    def to(self, device: str | torch.device) -> "SceneEncoding":
+        g = self.geometry
+        geometry = SceneGeometry(*(getattr(g, k).to(device) for k in self._GEOMETRY_TENSORS), g.scale, g.metric)
+        return SceneEncoding(self.tokens.to(device), self.xyz.to(device), self.mask.to(device), geometry)
+
+
 class VidLLM(nn.Module):
-    """Vid-LLM vision side; `language` (the causal-LLM branch) is attached by `vidllm_core.language` when present.
+    """Vid-LLM: the vision side, and `language` (a `SceneLanguageModel`) when the config has an LLM and a tokenizer.
 
     Args:
         config: the composed model configuration (`vidllm_core.config.VidLLMConfig`).
+        tokenizer: the LLM's tokenizer; with `config.language.llm` set, a randomly initialised LLM of that
+            Hugging Face config is attached as `self.language` (weights come from `from_pretrained`). Without a
+            tokenizer the model is vision-only and has no `language` attribute.
     """
 
-    def __init__(self, config: VidLLMConfig) -> None:
+    def __init__(self, config: VidLLMConfig, tokenizer: object | None = None) -> None:
         super().__init__()
         self.config = config
+        self.checkpoint_dir: Path | None = None  # set by from_pretrained (the scene cache fingerprints its weights)
         enc, agg, cam = config.encoder, config.aggregator, config.camera_head
         dim = enc.embed_dim
         self.encoder = DinoEncoder(
@@ -104,6 +146,60 @@ class VidLLM(nn.Module):
         self.patch3d = Patch3DEmbedding(dim, config.patch3d.hidden_dim)
         self.register_buffer("image_mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("image_std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+        if tokenizer is not None and config.language is not None and config.language.llm:
+            self.attach_language(tokenizer)
+
+    # ---- language branch -------------------------------------------------------------------------------------
+    @property
+    def has_language(self) -> bool:
+        """True when the language branch (`self.language`) is attached."""
+        return getattr(self, "language", None) is not None
+
+    def attach_language(self, tokenizer: object, llm: nn.Module | None = None) -> None:
+        """Attach `self.language`: projector + causal LLM (random from `config.language.llm`, or `llm`) + head.
+
+        Args:
+            tokenizer: a Hugging Face tokenizer (reserved tokens are added; the LLM's embeddings resized).
+            llm: an already loaded `AutoModelForCausalLM` (e.g. from `vidllm init --llm DIR`); None builds the
+                LLM of `config.language.llm` with random weights.
+        """
+        from vidllm_core.language.fusion import SceneLanguageModel
+
+        cfg = self.config.language
+        if cfg is None:
+            raise ConfigError("the model config has no language section")
+        kwargs = {"num_grounding_queries": cfg.num_grounding_queries, "token_budget": cfg.token_budget,
+                  "voxel_size": cfg.voxel_size, "max_question_tokens": cfg.max_question_tokens,
+                  "grounding_dim": cfg.grounding_dim, "system_prompt": cfg.system_prompt}
+        dim = self.config.encoder.embed_dim
+        if llm is not None:
+            self.language = SceneLanguageModel(llm, tokenizer, dim, **kwargs)  # type: ignore[arg-type]
+        else:
+            cfg = _with_vocab(cfg, tokenizer)
+            self.language = SceneLanguageModel.from_config(cfg, tokenizer, dim,  # type: ignore[arg-type]
+                                                           grounding_dim=cfg.grounding_dim,
+                                                           system_prompt=cfg.system_prompt)
+
+    @torch.no_grad()
+    def encode_scene(self, images: Tensor) -> SceneEncoding:
+        """The vision pass of the language tasks: reconstruction + 3D patch tokens (Eq. 3-4) + voxel pooling.
+
+        Args:
+            images: [S, 3, H, W] RGB in [0, 1], preprocessed like `config.input`.
+
+        Returns:
+            `SceneEncoding`: tokens [M, C], xyz [M, 3] (metres, world = first camera), mask [M], geometry.
+        """
+        from vidllm_core.language.pooling import voxel_pool
+
+        out = self(images.unsqueeze(0))
+        geometry = self.geometry(out, 0)
+        tokens, xyz = self.patch_tokens_3d(out["tokens_lang"][0], geometry)
+        cfg = self.config.language or LanguageConfig()
+        pooled = voxel_pool(tokens[None], xyz[None], None, voxel_size=cfg.voxel_size, budget=cfg.token_budget,
+                            reduction=cfg.pool_reduction)
+        keep = pooled.mask[0]
+        return SceneEncoding(pooled.tokens[0][keep], pooled.xyz[0][keep], keep[keep], geometry)
 
     # ---- forward ---------------------------------------------------------------------------------------------
     def forward(self, images: Tensor) -> dict[str, Tensor | list[Tensor]]:
@@ -189,16 +285,24 @@ class VidLLM(nn.Module):
 
     # ---- checkpoints -----------------------------------------------------------------------------------------
     def save_pretrained(self, directory: str | Path) -> None:
-        """Write `config.json` + `model.safetensors` (each atomically) into `directory`."""
+        """Write `config.json` + `model.safetensors` (+ `tokenizer/` with a language branch), each atomically.
+
+        Everything is in one safetensors file (the LLM under `language.llm.`); tied weights (an LLM's input
+        embedding and output head) are stored once and re-tied on load.
+        """
         from safetensors.torch import save_file
 
         from vidllm_core.io import atomic_path, write_text_atomic
 
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
+        state = self.state_dict()
+        aliases = _tied_aliases(state)
+        state = {k: v.detach().contiguous().cpu() for k, v in state.items() if k not in aliases}
         with atomic_path(directory / WEIGHTS_FILE) as tmp:
             save_file(state, str(tmp), metadata={"format": "pt", "vidllm_preset": self.config.name})
+        if self.has_language:
+            _save_tokenizer(self.language.tokenizer, directory / TOKENIZER_DIR)
         write_text_atomic(directory / CONFIG_FILE, self.config.to_json() + "\n")
 
     @classmethod
@@ -210,9 +314,67 @@ class VidLLM(nn.Module):
         if not (directory / WEIGHTS_FILE).is_file():
             raise CheckpointError(f"model directory {directory} has no {WEIGHTS_FILE}")
         config = VidLLMConfig.from_file(directory / CONFIG_FILE)
-        model = cls(config)
-        load_weights(model, _read_safetensors(directory / WEIGHTS_FILE), source=str(directory))
+        state = _read_safetensors(directory / WEIGHTS_FILE)
+        tokenizer = None
+        if config.language is not None and config.language.llm and any(k.startswith("language.") for k in state):
+            from vidllm_core.language.tokenizer import has_tokenizer_files, load_tokenizer
+
+            if not has_tokenizer_files(directory / TOKENIZER_DIR):
+                raise CheckpointError(f"model directory {directory} holds an LLM but no tokenizer "
+                                      f"({TOKENIZER_DIR}/ is missing); rewrite it with `vidllm init` or copy the "
+                                      "tokenizer it was trained with")
+            tokenizer, _ = load_tokenizer(directory / TOKENIZER_DIR)
+        try:
+            model = cls(config, tokenizer)
+        except (ValueError, RuntimeError) as exc:
+            raise CheckpointError(f"model directory {directory}: cannot build the model of its config.json "
+                                  f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
+        for alias, name in _tied_aliases(model.state_dict()).items():
+            if alias not in state and name in state:
+                state[alias] = state[name]
+        load_weights(model, state, source=str(directory))
+        model.checkpoint_dir = directory
         return model.to(device).eval()
+
+
+def _with_vocab(cfg: LanguageConfig, tokenizer: object) -> LanguageConfig:
+    """`cfg` with `llm.vocab_size` = len(tokenizer) when the preset leaves it out (tiny / demo)."""
+    import dataclasses
+
+    if "vocab_size" in cfg.llm:
+        return cfg
+    return dataclasses.replace(cfg, llm={**cfg.llm, "vocab_size": len(tokenizer)})  # type: ignore[arg-type]
+
+
+def _tied_aliases(state: Mapping[str, Tensor]) -> dict[str, str]:
+    """{alias: first name} for state-dict entries that share storage with an earlier entry (tied weights)."""
+    seen: dict[tuple[int, int, tuple[int, ...], tuple[int, ...]], str] = {}
+    aliases: dict[str, str] = {}
+    for name, t in state.items():
+        if t.device.type == "meta" or t.numel() == 0:
+            continue
+        key = (t.untyped_storage().data_ptr(), t.storage_offset(), tuple(t.shape), tuple(t.stride()))
+        if key in seen:
+            aliases[name] = seen[key]
+        else:
+            seen[key] = name
+    return aliases
+
+
+def _save_tokenizer(tokenizer: object, target: Path) -> None:
+    """Write the tokenizer into a temporary folder beside `target`, then swap it in."""
+    import shutil
+    import tempfile
+
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        tokenizer.save_pretrained(str(tmp))  # type: ignore[attr-defined]
+        if target.exists():
+            shutil.rmtree(target)
+        tmp.rename(target)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _init_pose_output(camera_head: CameraHead, num_iterations: int, fov: float = 1.0) -> None:

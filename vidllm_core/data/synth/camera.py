@@ -42,7 +42,7 @@ def _smooth_noise(rng: np.random.Generator, t: np.ndarray, amp: float, n: int = 
     return out
 
 
-def _free(scene: Scene, xy: np.ndarray, clearance: float, wall: float) -> np.ndarray:
+def free_points(scene: Scene, xy: np.ndarray, clearance: float, wall: float) -> np.ndarray:
     """(N,) bool: points at least `clearance` from every object footprint (except windows) and `wall` from walls."""
     ok = (xy[:, 0] > wall) & (xy[:, 0] < scene.room.width - wall) & (xy[:, 1] > wall) & (xy[:, 1] < scene.room.depth - wall)
     for o in scene.objects:
@@ -65,7 +65,7 @@ def _waypoints(rng: np.random.Generator, scene: Scene, k: int, phase: float) -> 
     res = 0.1
     xs, ys = np.arange(res / 2, room.width, res), np.arange(res / 2, room.depth, res)
     grid = np.stack(np.meshgrid(xs, ys), -1)
-    free = _free(scene, grid.reshape(-1, 2), 0.25, 0.45).reshape(grid.shape[:2])
+    free = free_points(scene, grid.reshape(-1, 2), 0.25, 0.45).reshape(grid.shape[:2])
     if not free.any():
         return None
     clear = np.minimum(distance_transform_edt(free) * res, 0.8)
@@ -113,7 +113,7 @@ def sample_trajectory(rng: np.random.Generator, scene: Scene, n_frames: int) -> 
         t = np.linspace(0, span, n_frames)
         xy = spline(t)
         dense = spline(np.linspace(0, span, 4 * n_frames))
-        score = _free(scene, dense, 0.15, 0.35).mean()
+        score = free_points(scene, dense, 0.15, 0.35).mean()
         if score > best_score:
             best, best_score = (xy, t), score
         if score == 1.0:

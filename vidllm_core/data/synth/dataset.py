@@ -16,7 +16,7 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -25,7 +25,10 @@ from vidllm_core.data.synth.language import annotate_scene
 from vidllm_core.data.synth.render import Frame, Renderer
 from vidllm_core.data.synth.scene import Scene, load_layout, sample_room, sample_scene
 from vidllm_core.errors import ConfigError, DataError
-from vidllm_core.io import atomic_path, write_json_atomic, write_text_atomic
+from vidllm_core.io import write_json_atomic, write_text_atomic
+
+if TYPE_CHECKING:
+    import trimesh
 
 FORMAT_VERSION = 1
 SPLITS = ("train", "val", "test")
@@ -181,7 +184,7 @@ def _r(a: Any, nd: int = 6) -> list[float]:
     return [round(float(v), nd) for v in np.asarray(a).ravel()]
 
 
-def scene_mesh(scene: Scene):  # -> trimesh.Trimesh
+def scene_mesh(scene: Scene) -> "trimesh.Trimesh":
     """Ground-truth surfaces: every box primitive (outward faces) + the room's inside faces, with vertex colours."""
     import trimesh
 

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from vidllm_core.data.synth.catalog import CATEGORIES
-from vidllm_core.data.synth.scene import Scene, SceneObject
+from vidllm_core.data.synth.camera import free_points
+from vidllm_core.data.synth.scene import Scene, SceneObject, rects_overlap
 
 REL_MARGIN = 0.3  # metres: a "closest"/"farthest"/"nearest" relation must win by this much
 CORNER_DIST = 0.4  # footprint within this of two perpendicular walls -> "in the corner"
@@ -69,7 +70,6 @@ class SceneFacts:
     def gap(a: SceneObject, b: SceneObject) -> float:
         """Floor-plane distance between the two footprint rectangles (0 when they touch or overlap)."""
         pa, pb = a.footprint(), b.footprint()
-        from vidllm_core.data.synth.scene import rects_overlap
         if rects_overlap(pa, pb):
             return 0.0
         best = math.inf
@@ -225,8 +225,7 @@ def sector(angle: float) -> str:
 
 
 def _free_point(f: SceneFacts, xy: np.ndarray) -> bool:
-    from vidllm_core.data.synth.camera import _free
-    return bool(_free(f.scene, xy[None], 0.2, 0.3)[0])
+    return bool(free_points(f.scene, xy[None], 0.2, 0.3)[0])
 
 
 def sqa3d(f: SceneFacts, split: str, rng: np.random.Generator, scene_index: int, max_situations: int = 6

@@ -52,6 +52,8 @@ class Renderer:
         self.box_obj = np.array([b.object_id for b in boxes], dtype=np.int32)
         self.box_corners = np.array([b.corners() for b in boxes]).reshape(-1, 8, 3)
         self.box_cs = np.stack([np.cos(self.box_yaw), np.sin(self.box_yaw)], 1).astype(np.float32)
+        keys = [(b.object_id, round(b.yaw, 9)) for b in boxes]
+        self.box_group = np.array([sorted(set(keys)).index(k) for k in keys], dtype=np.int32)
         self.box_half32 = self.box_half.astype(np.float32)
         self.box_center32 = self.box_center.astype(np.float32)
         # Lambert factor of each box face (order -x, +x, -y, +y, -z, +z in the box frame)
@@ -92,26 +94,36 @@ class Renderer:
             room_axis = np.where(tr[2] <= zbuf, 2, np.where(tr[1] <= zbuf, 1, 0)).astype(np.int8)
             abs_iz = np.abs(inv[2])
             prim = np.full((H, W), -1, dtype=np.int32)
-            for b, (u0, u1, v0, v1), zmin in self._visible_boxes(pose):
-                zb = zbuf[v0:v1, u0:u1]
-                if zmin >= zb.max():  # entirely behind what is already drawn there
-                    continue
-                c, s = self.box_cs[b]
-                rel = o - self.box_center[b]
-                olx, oly, olz = (np.float32(v) for v in (c * rel[0] + s * rel[1], -s * rel[0] + c * rel[1], rel[2]))
-                hx, hy, hz = self.box_half32[b]
-                Dx, Dy = D[0][v0:v1, u0:u1], D[1][v0:v1, u0:u1]
-                ix = 1.0 / (c * Dx + s * Dy)
-                iy = 1.0 / (c * Dy - s * Dx)
-                iz = inv[2][v0:v1, u0:u1]
-                ax, bx = -olx * ix, hx * np.abs(ix)
-                ay, by = -oly * iy, hy * np.abs(iy)
-                az, bz = -olz * iz, hz * abs_iz[v0:v1, u0:u1]
-                tn = np.maximum(np.maximum(ax - bx, ay - by), az - bz)
-                tf = np.minimum(np.minimum(ax + bx, ay + by), az + bz)
-                hit = (tn <= tf) & (tn > NEAR) & (tn < zb)
-                np.copyto(zb, tn, where=hit)
-                np.copyto(prim[v0:v1, u0:u1], b, where=hit)
+            # boxes sharing a yaw (the parts of one object) share the rotated inverse directions of their union
+            # rectangle; groups are drawn nearest first so occluded boxes can be skipped
+            groups: dict[int, list] = {}
+            for item in self._visible_boxes(pose):
+                groups.setdefault(int(self.box_group[item[0]]), []).append(item)
+            for items in groups.values():
+                gu0, gu1 = min(it[1][0] for it in items), max(it[1][1] for it in items)
+                gv0, gv1 = min(it[1][2] for it in items), max(it[1][3] for it in items)
+                c, s = self.box_cs[items[0][0]]
+                Dx, Dy = D[0][gv0:gv1, gu0:gu1], D[1][gv0:gv1, gu0:gu1]
+                gix = 1.0 / (c * Dx + s * Dy)
+                giy = 1.0 / (c * Dy - s * Dx)
+                gax, gay = np.abs(gix), np.abs(giy)
+                for b, (u0, u1, v0, v1), zmin in items:
+                    zb = zbuf[v0:v1, u0:u1]
+                    if zmin >= zb.max():  # entirely behind what is already drawn there
+                        continue
+                    rel = o - self.box_center[b]
+                    olx, oly, olz = (np.float32(v) for v in (c * rel[0] + s * rel[1], -s * rel[0] + c * rel[1], rel[2]))
+                    hx, hy, hz = self.box_half32[b]
+                    sl = (slice(v0 - gv0, v1 - gv0), slice(u0 - gu0, u1 - gu0))
+                    ix, iy, iz = gix[sl], giy[sl], inv[2][v0:v1, u0:u1]
+                    ax, bx = -olx * ix, hx * gax[sl]
+                    ay, by = -oly * iy, hy * gay[sl]
+                    az, bz = -olz * iz, hz * abs_iz[v0:v1, u0:u1]
+                    tn = np.maximum(np.maximum(ax - bx, ay - by), az - bz)
+                    tf = np.minimum(np.minimum(ax + bx, ay + by), az + bz)
+                    hit = (tn <= tf) & (tn > NEAR) & (tn < zb)
+                    np.copyto(zb, tn, where=hit)
+                    np.copyto(prim[v0:v1, u0:u1], b, where=hit)
         n = H * W
         flat_prim = prim.ravel()
         obj_idx = np.flatnonzero(flat_prim >= 0)
