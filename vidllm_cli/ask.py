@@ -1,8 +1,76 @@
-"""`vidllm ask`: not built yet (language-branch issue)."""
+"""`vidllm ask`: answer questions about a video's 3D scene (paper Sec. 3.3; ScanQA-style prompt, issue 5 item 4).
 
-from vidllm_cli.common import not_built
+One vision pass (reused from the scene cache when the same video, frames and model were seen before) serves every
+question of the call; answers are greedy unless `--temperature` > 0, reproducible with `--seed`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from vidllm_cli.common import console, fail, user_errors
+from vidllm_cli.scene import (CacheDirOpt, DeviceOpt, FramesOpt, JsonOpt, MaxNewOpt, ModelOpt, NoCacheOpt, SeedOpt,
+                              TempOpt, check_inputs, encode, load_language_model, open_cache, read_questions_file,
+                              warn_truncated)
 
 
-def command() -> None:
-    """(not built yet) see CHANGELOG.md."""
-    not_built("ask", "language-branch issue")
+def command(
+    video: Annotated[Path, typer.Argument(help="Video file or folder of frames.")],
+    question: Annotated[Optional[str], typer.Argument(help="The question.")] = None,
+    more: Annotated[Optional[list[str]], typer.Option("--question", "-q", help="Another question (repeatable).")] = None,
+    questions_file: Annotated[Optional[Path], typer.Option("--questions", help="UTF-8 file, one question a line.")] = None,
+    situation: Annotated[Optional[str], typer.Option("--situation", help="SQA3D situation text (where you stand).")] = None,
+    model: ModelOpt = None,
+    as_json: JsonOpt = False,
+    cache_dir: CacheDirOpt = None,
+    no_cache: NoCacheOpt = False,
+    max_new_tokens: MaxNewOpt = 32,
+    temperature: TempOpt = 0.0,
+    seed: SeedOpt = 0,
+    frames: FramesOpt = None,
+    device: DeviceOpt = "cpu",
+) -> None:
+    """Answer one or more questions about the scene in VIDEO."""
+    t_start = time.perf_counter()
+    check_inputs(video, model, device, cache_dir, no_cache)
+    questions = ([question] if question is not None else []) + list(more or [])
+    if questions_file is not None:
+        questions += read_questions_file(questions_file)
+    if not questions:
+        fail("no question given: pass \"QUESTION\", -q \"QUESTION\" or --questions FILE")
+    with user_errors():
+        from vidllm_core.language.prompts import clean_text
+        from vidllm_core.pipelines.language import ask
+
+        for i, q in enumerate(questions):  # empty questions fail before any work
+            clean_text(q, "question" if len(questions) == 1 else f"question {i + 1}")
+        if situation is not None:
+            clean_text(situation, "situation")
+        net = load_language_model(model, device)  # type: ignore[arg-type]
+        scene = encode(net, video, frames, open_cache(cache_dir, no_cache), device)
+        t = time.perf_counter()
+        answers = ask(net, scene.encoding, questions, situation=situation, max_new_tokens=max_new_tokens,
+                      temperature=temperature, seed=seed)
+        answer_s = time.perf_counter() - t
+    limit = net.language.max_question_tokens
+    for i, a in enumerate(answers):
+        if a.truncated:
+            warn_truncated("question" if len(answers) == 1 else f"question {i + 1}", limit)
+    if as_json:
+        typer.echo(json.dumps({
+            "video": str(video), "cached": scene.cached, "frames": scene.source_frames,
+            "answers": [{"question": a.question, "answer": a.answer, "truncated": a.truncated} for a in answers],
+            "timings": {"answer_s": round(answer_s, 4), "total_s": round(time.perf_counter() - t_start, 4),
+                        **{k: round(v, 4) for k, v in scene.timings.items()}},
+        }))
+        return
+    for a in answers:
+        if len(answers) > 1:
+            typer.echo(f"Q: {a.question if len(a.question) <= 200 else a.question[:200] + '...'}")
+        typer.echo(a.answer if len(answers) == 1 else f"A: {a.answer}")
+    console.print(f"{len(answers)} answer(s) in {time.perf_counter() - t_start:.2f} s")

@@ -26,7 +26,8 @@ def command(
                                                    "ScanNet scans (GT boxes for grounding).")] = None,
     model: Annotated[Optional[Path], typer.Option(help="Model directory: run the model, resumably.")] = None,
     predictions: Annotated[Optional[Path], typer.Option(help="Predictions file (JSONL) or directory to score.")] = None,
-    baseline: Annotated[Optional[str], typer.Option(help="majority | random | oracle-box (context rows).")] = None,
+    baseline: Annotated[Optional[str], typer.Option(help="majority | random | oracle-box (context rows); with "
+                                                    "--model on depth/pose/recon: no-alignment.")] = None,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output directory (metrics.json, "
                                                 "predictions.jsonl).")] = None,
     limit: Annotated[Optional[int], typer.Option(help="Evaluate only the first N items of the file.")] = None,
@@ -42,6 +43,9 @@ def command(
     caption_pipeline: Annotated[Optional[str], typer.Option(help="Scan2Cap: scan2cap (default), coco, corpus.")] = None,
     depth_align: Annotated[str, typer.Option(help="Depth alignment: none, median, lstsq.")] = "none",
     seed: Annotated[int, typer.Option(help="Seed of the random baseline.")] = 0,
+    frames: Annotated[Optional[int], typer.Option(min=1, help="--model on depth/pose/recon: frames sampled per "
+                                                  "scene [default: the model's input.num_frames].")] = None,
+    device: Annotated[str, typer.Option(help="--model: cpu or cuda.")] = "cpu",
 ) -> None:
     """Score a benchmark; writes OUT/metrics.json and OUT/predictions.jsonl."""
     with user_errors():
@@ -66,6 +70,12 @@ def command(
                 fail("merge shard outputs with: vidllm eval TASK --merge DIR1 DIR2 ... -o OUT")
             _merge(spec, merge_dirs, out, json_out)
             return
+        variant = None
+        if baseline is not None and baseline in spec.model_variants:
+            if model is None:
+                fail(f"--baseline {baseline} runs the model changed ({spec.model_variants[baseline]}): "
+                     "give --model DIR too")
+            variant, baseline = baseline, None
         modes = [m for m, v in (("--model", model), ("--predictions", predictions), ("--baseline", baseline)) if v]
         if len(modes) != 1:
             fail("choose exactly one of --model DIR, --predictions FILE, --baseline NAME"
@@ -75,18 +85,28 @@ def command(
         shard_t = parse_shard(shard) if shard else None
         if depth_align not in ("none", "median", "lstsq"):
             fail(f"--depth-align must be none, median or lstsq, got {depth_align!r}")
+        if device not in ("cpu", "cuda"):
+            fail(f"--device must be cpu or cuda, got {device!r}")
+        if model is not None and device == "cuda":
+            import torch
+
+            if not torch.cuda.is_available():
+                fail("--device cuda was asked for but no CUDA device is available")
         records, _ = ev.load_items(spec, annotations)
         items = ev.select_items(records, limit, shard_t)
         ctx = EvalContext(scenes_dir=scenes, gt_boxes_path=gt_boxes, proposals_dir=proposals,
                           train_annotations=list(train_annotations or []), label_map=label_map,
-                          caption_pipeline=caption_pipeline, depth_align=depth_align, seed=seed, all_records=records)
+                          caption_pipeline=caption_pipeline, depth_align=depth_align, seed=seed, all_records=records,
+                          device=device, num_frames=frames, model_variant=variant)
         run_info = {"annotations": [str(Path(p).resolve()) for p in annotations],
                     "scenes": str(scenes.resolve()) if scenes else None,
                     "gt_boxes": str(gt_boxes.resolve()) if gt_boxes else None,
                     "label_map": str(label_map.resolve()) if label_map else None,
                     "caption_pipeline": caption_pipeline, "depth_align": depth_align, "limit": limit,
                     "shard": f"{shard_t[0]}/{shard_t[1]}" if shard_t else None, "source": modes[0].lstrip("-"),
-                    "source_value": str(model or predictions or baseline)}
+                    "source_value": str(Path(model).resolve()) if model else str(predictions or baseline)}
+        if model is not None:
+            run_info.update({"model_variant": variant, "frames": frames, "device": device})
         with _progress(ctx, quiet=json_out):
             stats = None
             write_preds = True

@@ -1,4 +1,5 @@
-"""`vidllm init`: write a model directory (config.json + model.safetensors) from a preset and public checkpoints."""
+"""`vidllm init`: write a model directory (config.json + model.safetensors [+ tokenizer/]) from a preset and public
+checkpoints; `--llm DIR` brings any local Hugging Face causal LM with its tokenizer (paper Sec. 3.3)."""
 
 from __future__ import annotations
 
@@ -15,19 +16,32 @@ def command(
     preset: Annotated[str, typer.Option(help="Model size: tiny (tests), demo, paper (DINOv2-L + VGGT-1B).")] = "tiny",
     vggt: Annotated[Optional[Path], typer.Option(help="Official VGGT checkpoint (model.pt / .safetensors).")] = None,
     dinov2: Annotated[Optional[Path], typer.Option(help="Hugging Face DINOv2(-with-registers) directory.")] = None,
+    llm: Annotated[Optional[Path], typer.Option(help="Local Hugging Face causal-LM directory (weights + tokenizer) "
+                                                     "[default: tiny/demo build a random LLM; paper has none].")] = None,
+    no_llm: Annotated[bool, typer.Option("--no-llm", help="Vision-only model (reconstruction, no ask/ground).")] = False,
     seed: Annotated[int, typer.Option(help="Seed of the random initialisation of parts not loaded.")] = 0,
     force: Annotated[bool, typer.Option(help="Overwrite an existing model directory.")] = False,
 ) -> None:
     """Assemble a model directory; parts without a checkpoint get seeded random weights."""
     if (output / "model.safetensors").exists() and not force:
         fail(f"{output} already holds a model; pass --force to overwrite it")
+    if llm is not None and no_llm:
+        fail("give either --llm or --no-llm, not both")
+    if llm is not None and not llm.is_dir():
+        fail(f"LLM directory not found: '{llm}'")
     with user_errors():
+        import logging
+
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+        logging.getLogger("transformers").setLevel(logging.ERROR)
         from vidllm_core.config import VidLLMConfig
         from vidllm_core.models.build import build_model
 
         config = VidLLMConfig.from_name(preset)
         with console.status(f"building the {preset} model"):
-            model, notes = build_model(config, vggt=vggt, dinov2=dinov2, seed=seed)
+            model, notes = build_model(config, vggt=vggt, dinov2=dinov2, seed=seed, llm=llm, language=not no_llm)
         try:
             model.save_pretrained(output)
         except OSError as exc:

@@ -58,3 +58,37 @@ def make_model(tokenizer) -> Callable:  # noqa: ANN001
 def token_dim() -> int:
     """Width C of the fake 3D patch tokens fed to the tiny models."""
     return TOKEN_DIM
+
+
+# ---- end-to-end fixtures (tests/language/test_ask_*.py): a tiny VidLLM directory with an LLM, a tiny video ------
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201 - Path
+    """`vidllm init --preset tiny` equivalent: random tiny Qwen2 + offline tokenizer, saved once per session."""
+    from vidllm_core.config import VidLLMConfig
+    from vidllm_core.models.build import build_model
+
+    out = tmp_path_factory.mktemp("tiny_model") / "m"
+    model, _ = build_model(VidLLMConfig.from_name("tiny"), seed=0)
+    model.save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_video(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201 - Path
+    """An 8-frame 96x72 H.264 mp4 (a colour ramp with a moving square), written with imageio-ffmpeg."""
+    import imageio_ffmpeg
+    import numpy as np
+
+    path = tmp_path_factory.mktemp("video") / "room.mp4"
+    w, h, n = 96, 72, 8
+    writer = imageio_ffmpeg.write_frames(str(path), (w, h), fps=8, codec="libx264", pix_fmt_out="yuv420p",
+                                         macro_block_size=8, output_params=["-loglevel", "error"])
+    writer.send(None)
+    for i in range(n):
+        frame = np.zeros((h, w, 3), dtype=np.uint8)
+        frame[..., 0] = np.linspace(0, 255, w).astype(np.uint8)[None]
+        frame[..., 1] = 20 * i
+        frame[20:44, 6 + 6 * i:30 + 6 * i] = 255
+        writer.send(np.ascontiguousarray(frame))
+    writer.close()
+    return path

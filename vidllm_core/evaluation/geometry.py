@@ -4,6 +4,10 @@ scene layout FORMATS.md sec. 8). Prediction layout (documented in docs/evaluatio
     depth:  PRED/<scene>/depth/<frame>.png (uint16 millimetres) or <frame>.npy (float metres), GT-sized
     pose:   PRED/<scene>/cameras.json  {"<frame>": [[4x4 camera-to-world]], ...}  (ScanNet world, OpenCV axes)
     recon:  PRED/<scene>.ply (point cloud or mesh; vertices in metres, ScanNet world frame)
+
+GT for recon: `<scene>/<scene>_vh_clean_2.ply` vertices (the official rule), else `<scene>/mesh.ply` (a synthetic
+scene's exact surface, e.g. `vidllm synth`), whose coarse faces are sampled uniformly (seeded) at
+`MESH_SAMPLES_PER_M2` instead, since its vertices are only the corners of its boxes.
 """
 
 from __future__ import annotations
@@ -72,6 +76,37 @@ def _read_pred_depth(scene_pred: Path, frame: str) -> np.ndarray | None:
     return None
 
 
+MESH_SAMPLES_PER_M2 = 10_000     # 1 point per cm^2: about 4 per 2 cm down-sampling voxel face
+MESH_SAMPLES_MAX = 3_000_000
+
+
+def _surface_points(path: Path) -> np.ndarray:
+    """Area-uniform samples of a mesh's surface (seed 0), `MESH_SAMPLES_PER_M2` per square metre (capped)."""
+    import trimesh
+
+    try:
+        mesh = trimesh.load(path, process=False, force="mesh")
+    except Exception as exc:  # trimesh raises many types for unreadable files
+        raise DataError(f"{path}: unreadable mesh ({type(exc).__name__}: {exc})") from None
+    faces = getattr(mesh, "faces", None)
+    if faces is None or len(faces) == 0:
+        return _points(path)
+    count = int(min(MESH_SAMPLES_MAX, max(1, math.ceil(float(mesh.area) * MESH_SAMPLES_PER_M2))))
+    samples, _ = trimesh.sample.sample_surface(mesh, count, seed=0)
+    return np.asarray(samples, dtype=np.float64)
+
+
+def gt_reconstruction(scenes_dir: Path, scene_id: str) -> np.ndarray:
+    """GT points of a scene: `<scene>_vh_clean_2.ply` vertices, else samples of the surface of `mesh.ply`."""
+    root = scene_path(scenes_dir, scene_id)
+    official = root / f"{scene_id}_vh_clean_2.ply"
+    if official.is_file():
+        return _points(official)
+    if (root / "mesh.ply").is_file():
+        return _surface_points(root / "mesh.ply")
+    raise DataError(f"no GT reconstruction for scene {scene_id}: {official} (or mesh.ply) not found")
+
+
 def _points(path: Path) -> np.ndarray:
     import trimesh
 
@@ -89,6 +124,7 @@ def score(kind: str, items: list, preds: Mapping[str, Any], ctx: EvalContext) ->
     if ctx.scenes_dir is None:
         raise DataError(f"{kind} needs --scenes DIR (ScanNet posed-image scene folders with the ground truth)")
     rows: list[dict] = []
+    context_rows: list[dict] = []
     pose_r: list[np.ndarray] = []
     pose_t: list[np.ndarray] = []
     missing_frames = 0
@@ -102,10 +138,7 @@ def score(kind: str, items: list, preds: Mapping[str, Any], ctx: EvalContext) ->
             continue
         pred = Path(pred)
         if kind == "recon":
-            gt_ply = scene_path(ctx.scenes_dir, sid) / f"{sid}_vh_clean_2.ply"
-            if not gt_ply.is_file():
-                raise DataError(f"no GT reconstruction for scene {sid}: {gt_ply} not found")
-            rows.append(metric("reconstruction_metrics")(_points(pred), _points(gt_ply)))
+            rows.append(metric("reconstruction_metrics")(_points(pred), gt_reconstruction(ctx.scenes_dir, sid)))
             scored_scenes += 1
             continue
         scene = open_scene(ctx.scenes_dir, sid, Problems(strict=False))
@@ -122,6 +155,8 @@ def score(kind: str, items: list, preds: Mapping[str, Any], ctx: EvalContext) ->
                     raise DataError(f"{pred}: depth of frame {frame.name} is {p.shape}, GT is {gt.shape}")
                 if (gt > 0).any():
                     rows.append(metric("depth_metrics")(p, gt, align=ctx.depth_align))
+                    if ctx.depth_align == "none":   # context: the same predictions median-scaled per image
+                        context_rows.append(metric("depth_metrics")(p, gt, align="median"))
             scored_scenes += 1
         elif kind == "pose":
             try:
@@ -162,4 +197,6 @@ def score(kind: str, items: list, preds: Mapping[str, Any], ctx: EvalContext) ->
     if kind == "depth":
         out["n_images"] = len(rows)
         out["align"] = ctx.depth_align
+        if context_rows:
+            out["median_aligned"] = _mean_dicts(context_rows)
     return out

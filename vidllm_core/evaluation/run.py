@@ -72,6 +72,15 @@ def model_predictions(task: Task, model_dir: Path, items: list, out_dir: Path, c
     if task.predict is None:
         raise NotImplementedError(f"`vidllm eval {task.name} --model` is not supported yet: the model cannot do "
                                   f"{task.name} yet; score an existing file with --predictions")
+    if ctx.model_variant is not None and ctx.model_variant not in task.model_variants:
+        raise DataError(f"baseline {ctx.model_variant!r} is not a model variant of {task.name}; available: "
+                        f"{', '.join(task.model_variants) or 'none'}")
+    if task.kind == "geometry":
+        from vidllm_core.evaluation.model_geometry import PREDICTIONS_SUBDIR, check_scenes_dir, load_model
+
+        check_scenes_dir(ctx, task.name)            # bad input fails before the model loads or anything is written
+        load_model(model_dir, ctx)
+        ctx.predictions_dir = Path(out_dir) / PREDICTIONS_SUBDIR
     by_id = {it.uid: it for it in items}
     predict = task.predict
     result = write_predictions_resumable(out_dir / PREDICTIONS_FILE, list(by_id),

@@ -29,7 +29,8 @@ ModelHook = Callable[[Path, Any, EvalContext], Mapping[str, Any]]
 @dataclass(frozen=True)
 class Task:
     """One benchmark. `predict` is the model hook (model dir, record, context) -> prediction record fields; None
-    until the model can do the task (then `vidllm eval --model` says "not supported yet")."""
+    until the model can do the task (then `vidllm eval --model` says "not supported yet"). `model_variants` are
+    baselines that run the model changed (`--model DIR --baseline NAME`), name -> one-line description."""
 
     name: str
     kind: str                       # qa | caption | grounding | multi | referit | geometry
@@ -42,6 +43,7 @@ class Task:
     baselines: Mapping[str, Baseline] = field(default_factory=dict)
     predict: ModelHook | None = None
     predictions_help: str = ""
+    model_variants: Mapping[str, str] = field(default_factory=dict)
 
 
 # --- helpers -----------------------------------------------------------------------------------------------------
@@ -408,6 +410,20 @@ def _encode_scene(uid: str, path: Any) -> dict:
     return {"scene_id": uid, "path": str(path)}
 
 
+def _predict_geometry(kind: str) -> ModelHook:
+    def predict(model_dir: Path, item: Any, ctx: EvalContext) -> Mapping[str, Any]:
+        from vidllm_core.evaluation.model_geometry import predict_scene
+
+        return predict_scene(kind, model_dir, item, ctx)
+    return predict
+
+
+def _geometry_variants() -> dict[str, str]:
+    from vidllm_core.evaluation.model_geometry import MODEL_VARIANTS
+
+    return dict(MODEL_VARIANTS)
+
+
 def _score_geometry(kind: str) -> Scorer:
     def score(items: list, preds: Mapping[str, Any], ctx: EvalContext) -> dict:
         from vidllm_core.evaluation import geometry
@@ -448,14 +464,20 @@ TASKS: dict[str, Task] = {
     "sr3d": Task("sr3d", "referit", "utterances", "id", _load_referit, _parse_referit, _encode_referit,
                  _score_referit, {"random": _random_referit, "oracle-box": _oracle_referit},
                  predictions_help='{"id": "17", "object_id": 25} or {"id": "17", "correct": true}'),
-    # Geometry tasks: `predict` is the hook for the reconstruction model (issue 2). It must return the per-scene
-    # prediction path record ({"path": ...}) after writing the files geometry.py reads.
+    # Geometry tasks: the model hook reconstructs each scene and writes the files geometry.py scores
+    # (evaluation/model_geometry.py), returning {"path": ...} for predictions.jsonl.
     "depth": Task("depth", "geometry", "scenes", "scene_id", _load_scenes, None, _encode_scene,
-                  _score_geometry("depth"), predictions_help="DIR/<scene>/depth/<frame>.png (uint16 mm) or .npy (m)"),
+                  _score_geometry("depth"), predict=_predict_geometry("depth"),
+                  predictions_help="DIR/<scene>/depth/<frame>.png (uint16 mm) or .npy (m)",
+                  model_variants=_geometry_variants()),
     "pose": Task("pose", "geometry", "scenes", "scene_id", _load_scenes, None, _encode_scene,
-                 _score_geometry("pose"), predictions_help='DIR/<scene>/cameras.json {"<frame>": 4x4 cam-to-world}'),
+                 _score_geometry("pose"), predict=_predict_geometry("pose"),
+                 predictions_help='DIR/<scene>/cameras.json {"<frame>": 4x4 cam-to-world}',
+                 model_variants=_geometry_variants()),
     "recon": Task("recon", "geometry", "scenes", "scene_id", _load_scenes, None, _encode_scene,
-                  _score_geometry("recon"), predictions_help="DIR/<scene>.ply (points or mesh vertices, metres)"),
+                  _score_geometry("recon"), predict=_predict_geometry("recon"),
+                  predictions_help="DIR/<scene>.ply (points or mesh vertices, metres)",
+                  model_variants=_geometry_variants()),
 }
 
 

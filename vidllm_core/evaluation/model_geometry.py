@@ -1,0 +1,199 @@
+"""Model-driven depth / pose / recon evaluation on ScanNet posed-image scenes (paper App. A.2, Tab. 9): sample the
+model's frames, reconstruct them at real scale (Sec. 3.2), and write per-scene predictions in the directory layout
+`evaluation/geometry.py` scores; the reconstruction enters the GT world through the GT pose of the first sampled
+frame, as video 3D-LLMs do for ScanNet-frame evaluation (issue 5 item 3).
+
+Per scene, under `OUT/predictions/` (each written atomically; the scene's line in `OUT/predictions.jsonl`, written
+last, marks it complete, so an interrupted run redoes at most one scene):
+
+    <scene>/depth/<frame>.png   predicted depth of every sampled frame with GT depth, resampled (bilinear) to the
+                                GT depth image through the colour / depth intrinsics, uint16 millimetres
+    <scene>/cameras.json        {"<frame>": 4x4 camera-to-world} of the sampled frames, in the GT world
+    <scene>/meta.json           sampled frames, anchor frame, scale, metric flag, model, variant
+    <scene>.ply                 (recon) confident points (50 % confidence percentile, 1 cm voxel thinning), GT world
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vidllm_core.errors import CheckpointError, DataError
+from vidllm_core.evaluation.context import EvalContext
+
+PREDICTIONS_SUBDIR = "predictions"
+RUN_FILE = "run.json"
+CONF_PERCENTILE = 50.0        # the `vidllm reconstruct` default (VGGT demo): drop the least confident half
+POINT_VOXEL = 0.01            # metres; the recon metric down-samples at 0.02 m anyway
+MODEL_VARIANTS: dict[str, str] = {
+    "no-alignment": "the model with its real-scale alignment off (alignment.enabled=False: the metric-depth map "
+                    "replaces the aligned depth; the 'MD w/o alignment' ablation)",
+}
+
+
+def check_scenes_dir(ctx: EvalContext, task: str) -> Path:
+    if ctx.scenes_dir is None:
+        raise DataError(f"{task} --model needs --scenes DIR (ScanNet posed-image scene folders)")
+    scenes = Path(ctx.scenes_dir)
+    if not scenes.is_dir():
+        raise DataError(f"scenes directory not found: {scenes}")
+    return scenes
+
+
+def load_model(model_dir: Path, ctx: EvalContext) -> Any:
+    """The model of `model_dir` on `ctx.device` (loaded once per run), with `ctx.model_variant` applied."""
+    def build() -> Any:
+        from vidllm_core.models.vidllm import VidLLM
+
+        model = VidLLM.from_pretrained(model_dir, device=ctx.device)
+        if ctx.model_variant == "no-alignment":
+            model.config = replace(model.config, alignment=replace(model.config.alignment, enabled=False))
+        elif ctx.model_variant is not None:
+            raise DataError(f"unknown model baseline {ctx.model_variant!r}; available: {', '.join(MODEL_VARIANTS)}")
+        return model
+    return ctx.cached("model", build)
+
+
+def _run_signature(model_dir: Path, ctx: EvalContext, num_frames: int) -> dict:
+    return {"model": str(Path(model_dir).resolve()), "variant": ctx.model_variant, "num_frames": num_frames}
+
+
+def _guard_resume(pred_dir: Path, signature: dict) -> None:
+    """Refuse to mix scenes of different models / variants / frame counts in one output directory."""
+    path = pred_dir / RUN_FILE
+    if path.is_file():
+        try:
+            old = json.loads(path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            old = None
+        if old != signature:
+            raise DataError(f"{pred_dir} holds predictions of another run ({old}); resume with the same --model, "
+                            "--baseline and --frames, or use a new -o directory")
+        return
+    from vidllm_core.io import write_json_atomic
+
+    write_json_atomic(path, signature)
+
+
+def _read_color(scene: Any, frame: Any) -> np.ndarray:
+    try:
+        return scene.color(frame)
+    except OSError as exc:
+        raise DataError(f"{frame.color}: unreadable colour frame ({exc})") from None
+
+
+def _image_size(path: Path) -> tuple[int, int]:
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            return im.size
+    except OSError as exc:
+        raise DataError(f"{path}: unreadable depth image ({exc})") from None
+
+
+def _gt_pose(scene: Any, frame: Any) -> np.ndarray | None:
+    if frame.pose is None:
+        return None
+    pose = scene.pose(frame)
+    return pose if np.isfinite(pose).all() else None
+
+
+def _write_depth_png(path: Path, depth_m: np.ndarray) -> None:
+    from PIL import Image
+
+    from vidllm_core.export import depth_to_millimetres
+
+    Image.fromarray(np.ascontiguousarray(depth_to_millimetres(depth_m))).save(path)
+
+
+def predict_scene(kind: str, model_dir: Path, item: Any, ctx: EvalContext) -> Mapping[str, Any]:
+    """Reconstruct one scene with the model and write its prediction files; returns `{"path": ...}` for
+    `predictions.jsonl` (the path `geometry.score` reads for `kind`)."""
+    from vidllm_core.data.benchmarks import Problems, open_scene
+    from vidllm_core.data.video import sample_indices
+    from vidllm_core.evaluation.geometry import prediction_path
+    from vidllm_core.export import write_point_cloud
+    from vidllm_core.io import write_json_atomic
+    from vidllm_core.pipelines.reconstruct import preprocess_settings, reconstruct_frames
+
+    scenes_dir = check_scenes_dir(ctx, kind)
+    if ctx.predictions_dir is None:
+        raise ValueError("ctx.predictions_dir must be set for model-driven evaluation")
+    pred_dir = Path(ctx.predictions_dir)
+    scene = open_scene(scenes_dir, item.scene_id, Problems(strict=False))
+    if not scene.frames:
+        raise DataError(f"scene {item.scene_id}: no colour frames (NNNNN.jpg) in {scene.root}")
+    model = load_model(model_dir, ctx)
+    num_frames = ctx.num_frames or preprocess_settings(model).num_frames
+    pred_dir.mkdir(parents=True, exist_ok=True)
+    ctx.cached("resume-guard", lambda: _guard_resume(pred_dir, _run_signature(model_dir, ctx, num_frames)))
+    ctx.note(f"model run: each scene is reconstructed from {num_frames} frames sampled uniformly from its colour "
+             "frames; only those frames are scored for depth and pose")
+
+    frames = [scene.frames[i] for i in sample_indices(len(scene.frames), num_frames)]
+    rec = reconstruct_frames(model, [_read_color(scene, f) for f in frames], device=ctx.device)
+    if not rec.metric:
+        ctx.note("the model is not metric (no metric-depth head): depth and points are in relative units")
+
+    # anchor: the first sampled frame with a finite GT pose; world_gt = c2w_gt[a] @ w2c_pred[a] @ world_pred
+    w2c_pred = np.linalg.inv(rec.camera_to_world())
+    anchor = next((i for i, f in enumerate(frames) if _gt_pose(scene, f) is not None), None)
+    if anchor is None:
+        if kind != "depth":
+            raise DataError(f"scene {item.scene_id}: none of the {len(frames)} sampled frames has a valid GT pose, "
+                            "so the reconstruction cannot be placed in the scene's frame")
+        to_gt = None
+    else:
+        to_gt = _gt_pose(scene, frames[anchor]) @ w2c_pred[anchor]
+    c2w_pred = rec.camera_to_world()
+
+    final = pred_dir / item.scene_id
+    if kind == "recon":
+        assert to_gt is not None
+        cloud = rec.point_cloud(conf_percentile=CONF_PERCENTILE, voxel_size=POINT_VOXEL)
+        if not len(cloud.points):
+            raise CheckpointError(f"scene {item.scene_id}: the model predicted no finite point")
+        points = cloud.points.astype(np.float64) @ to_gt[:3, :3].T + to_gt[:3, 3]
+        write_point_cloud(prediction_path("recon", pred_dir, item.scene_id), points, cloud.colors, cloud.confidence)
+
+    tmp = Path(tempfile.mkdtemp(prefix=f".{item.scene_id}.", dir=pred_dir))
+    try:
+        cams = {} if to_gt is None else {f.name: (to_gt @ c2w_pred[i]).tolist() for i, f in enumerate(frames)}
+        write_json_atomic(tmp / "cameras.json", cams)
+        if kind == "depth":
+            (tmp / "depth").mkdir()
+            k_depth = None if scene.intrinsic_depth is None else scene.intrinsic_depth[:3, :3]
+            k_color = None if scene.intrinsic_color is None else scene.intrinsic_color[:3, :3]
+            for i, f in enumerate(frames):
+                if f.depth is None:
+                    continue
+                w, h = _image_size(f.depth)
+                _write_depth_png(tmp / "depth" / f"{f.name}.png", rec.depth_at(i, h, w, k_depth, k_color))
+        write_json_atomic(tmp / "meta.json", {
+            "scene_id": item.scene_id, "frames": [f.name for f in frames],
+            "anchor_frame": None if anchor is None else frames[anchor].name, "scale": rec.scale,
+            "metric": rec.metric, "network_resolution": [rec.width, rec.height],
+            "preprocess": {"mode": rec.settings.mode, "image_size": rec.settings.image_size},
+            **_run_signature(model_dir, ctx, num_frames)})
+        os.chmod(tmp, 0o755)   # mkdtemp makes it private; it becomes an ordinary output folder
+        old = None
+        if final.exists():   # an interrupted earlier attempt at this scene (its jsonl line was never written)
+            old = Path(tempfile.mkdtemp(prefix=f".{item.scene_id}.old.", dir=pred_dir))
+            os.replace(final, old / "d")
+        os.replace(tmp, final)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return {"path": str(prediction_path(kind, pred_dir, item.scene_id).resolve())}
+
