@@ -9,7 +9,8 @@ Helpers:
     load_average()            1-minute load average (None where the OS has none)
     current_rss_mb()          resident set size now (Linux /proc/self/statm; falls back to the peak)
     peak_rss_mb()             peak RSS of this process so far (getrusage ru_maxrss, kB on Linux, bytes on macOS)
-    time_calls(fn, ...)       wall-clock seconds of repeated calls after warm-up, with a time cap
+    time_calls(fn, ...)       wall-clock seconds of repeated calls after warm-up, with a time cap (and, through
+                              `cpu_times=`, the process CPU seconds of each call: fairer on a shared machine)
     median(xs)                median of a non-empty list of floats
     matmul_gflops(...)        achieved GFLOP/s of a plain square matmul (the in-run compute baseline)
     run_worker(argv, ...)     run `python <script> argv...` in a fresh process and parse its last stdout line as JSON
@@ -103,12 +104,15 @@ def time_calls(
     warmup: int = 1,
     max_seconds: float | None = None,
     sync: Callable[[], None] | None = None,
+    cpu_times: list[float] | None = None,
 ) -> list[float]:
     """Wall-clock seconds of `repeats` calls of `fn` after `warmup` untimed calls.
 
     `max_seconds` caps the timed part: after each timed call, stop once the timed calls so far add up to more than
     it (at least one timed call always runs), so `len(result)` may be below `repeats`. `sync` (e.g.
-    `torch.cuda.synchronize`) runs before each clock read so asynchronous devices are timed correctly.
+    `torch.cuda.synchronize`) runs before each clock read so asynchronous devices are timed correctly. When
+    `cpu_times` is given, the process CPU time (all threads, `time.process_time`) of each timed call is appended to
+    it: other jobs on a shared machine inflate wall time much more than CPU time.
     """
     sync = sync or (lambda: None)
     for _ in range(warmup):
@@ -116,10 +120,12 @@ def time_calls(
     sync()
     times: list[float] = []
     for _ in range(max(1, repeats)):
-        t0 = time.perf_counter()
+        c0, t0 = time.process_time(), time.perf_counter()
         fn()
         sync()
         times.append(time.perf_counter() - t0)
+        if cpu_times is not None:
+            cpu_times.append(time.process_time() - c0)
         if max_seconds is not None and sum(times) > max_seconds:
             break
     return times

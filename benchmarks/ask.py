@@ -67,8 +67,11 @@ def main() -> None:
 
     hf_logging.set_verbosity_error()
     config = VidLLMConfig.from_name(args.preset)
-    model, _ = build_model(config, seed=0)
-    model.eval()
+    from vidllm_core.models.vidllm import VidLLM
+
+    model_dir = Path(tempfile.mkdtemp(prefix="vidllm-bench-"))
+    build_model(config, seed=0)[0].save_pretrained(model_dir)
+    model = VidLLM.from_pretrained(model_dir)  # as the CLI loads it (cache fingerprint = config + weights stat)
     enc_cfg, lang = config.encoder, config.language
     # the concatenation pipeline's own vision encoder (same size as the shared one) + its 3D-token MLP
     second = DinoEncoder(img_size=enc_cfg.img_size, patch_size=enc_cfg.patch_size, embed_dim=enc_cfg.embed_dim,
@@ -115,6 +118,9 @@ def main() -> None:
         t_first = _median_time(joint_first, args.repeats)
         t_cached = _median_time(joint_cached, args.repeats)
         t_concat = _median_time(concatenation, args.repeats)
+    import shutil
+
+    shutil.rmtree(model_dir, ignore_errors=True)
 
     params = sum(p.numel() for p in model.parameters()) / 1e6
     print(f"preset {args.preset}: {n} frames at {config.input.image_size} px, {params:.1f} M parameters, "

@@ -60,7 +60,7 @@ def model_fingerprint_of(model: VidLLM) -> str:
     digest = hashlib.sha256()
     for name, t in model.state_dict().items():
         digest.update(name.encode("utf-8"))
-        digest.update(t.detach().to("cpu").contiguous().view(torch.uint8).numpy().tobytes())
+        digest.update(t.detach().to("cpu").contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
     return model_fingerprint(model.config.to_dict() | {"weights_sha256": digest.hexdigest()})
 
 
