@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import sys
 from typing import NoReturn
 
@@ -9,6 +11,9 @@ import typer
 from rich.console import Console
 
 console = Console(stderr=True)
+
+# Storage failures that are the user's environment, not a bug: reported as one line.
+_DISK_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.EIO}
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
@@ -36,6 +41,7 @@ class user_errors:
             fail(str(exc))
         if isinstance(exc, (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)):
             fail(f"{exc.strerror}: {exc.filename}" if exc.filename else str(exc))
-        if isinstance(exc, OSError) and exc.errno == 28:
-            fail(f"no space left on device: {exc.filename or ''}".rstrip())
+        if isinstance(exc, OSError) and exc.errno in _DISK_ERRNOS:
+            where = f": {exc.filename}" if exc.filename else ""
+            fail(f"{os.strerror(exc.errno).lower()}{where}")
         return False

@@ -292,7 +292,8 @@ def test_depth_at_inverts_the_preprocessing_map() -> None:
     np.testing.assert_allclose(out[30], expected, atol=1e-5)
     assert rec.valid_mask()[0, :7].sum() == 0 and rec.valid_mask()[0, 7:49].all()   # pad rows are not content
     # through intrinsics: a target camera with half the focal length sees twice the field of view
-    kt, ks = np.array([[25.0, 0, 49.5], [0, 25, 29.5], [0, 0, 1]]), np.array([[50.0, 0, 49.5], [0, 50, 29.5], [0, 0, 1]])
+    kt = np.array([[25.0, 0, 49.5], [0, 25, 29.5], [0, 0, 1]])
+    ks = np.array([[50.0, 0, 49.5], [0, 50, 29.5], [0, 0, 1]])
     wide = rec.depth_at(0, 60, 100, kt, ks)
     xs = 50.0 * (x - 49.5) / 25.0 + 49.5
     np.testing.assert_allclose(wide[30], np.clip((xs + 0.5) * 0.7 - 0.5 - 3, 0, W - 1), atol=1e-5)

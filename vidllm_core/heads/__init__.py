@@ -1,1 +1,1 @@
-"""Prediction heads: camera (pose encoding) and DPT dense heads, with their output activations."""
+"""Prediction heads: camera (pose encoding), DPT dense heads with their activations, 3D grounding boxes."""

@@ -64,7 +64,8 @@ class SceneLanguageModel(nn.Module):
 
     def __init__(self, llm: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, token_dim: int, *,
                  num_grounding_queries: int = 16, token_budget: int = 1024, voxel_size: float = 0.2,
-                 max_question_tokens: int = 256, grounding_dim: int = 128, system_prompt: str | None = None) -> None:
+                 max_question_tokens: int = 256, grounding_dim: int = 128, system_prompt: str | None = None,
+                 pool_reduction: str = "coarsen") -> None:
         super().__init__()
         ensure_special_tokens(tokenizer)
         if tokenizer.eos_token_id is None:
@@ -74,6 +75,7 @@ class SceneLanguageModel(nn.Module):
         self.tokenizer = tokenizer
         self.token_budget = int(token_budget)
         self.voxel_size = float(voxel_size)
+        self.pool_reduction = pool_reduction
         self.max_question_tokens = int(max_question_tokens)
         self.system_prompt = system_prompt
         hidden = int(llm.config.get_text_config().hidden_size)
@@ -104,7 +106,7 @@ class SceneLanguageModel(nn.Module):
             llm = AutoModelForCausalLM.from_config(llm_cfg, trust_remote_code=False)
         except (ValueError, KeyError, TypeError) as exc:
             raise ConfigError(f"language.llm is not a usable causal-LM config: {_first_line(exc)}") from None
-        return cls(llm, tokenizer, token_dim, **_cfg_kwargs(cfg), **kwargs)  # type: ignore[arg-type]
+        return cls(llm, tokenizer, token_dim, **{**language_kwargs(cfg), **kwargs})  # type: ignore[arg-type]
 
     @classmethod
     def from_llm_dir(cls, path: str | Path, cfg: LanguageConfig, token_dim: int,
@@ -116,7 +118,7 @@ class SceneLanguageModel(nn.Module):
                                                        dtype=dtype)
         except (OSError, ValueError, RuntimeError, KeyError, SafetensorError) as exc:
             raise CheckpointError(f"cannot load the LLM in {path}: {_first_line(exc)}") from None
-        return cls(llm, tokenizer, token_dim, **_cfg_kwargs(cfg), **kwargs)  # type: ignore[arg-type]
+        return cls(llm, tokenizer, token_dim, **{**language_kwargs(cfg), **kwargs})  # type: ignore[arg-type]
 
     def llm_config_dict(self) -> dict:
         """The LLM's Hugging Face config as a plain dict (what `LanguageConfig.llm` stores)."""
@@ -125,7 +127,8 @@ class SceneLanguageModel(nn.Module):
     # ---- scene tokens ------------------------------------------------------------------------------------------
     def pool(self, tokens: Tensor, xyz: Tensor, valid: Tensor | None = None) -> PooledScene:
         """Voxel-pool raw 3D patch tokens [B, N, C] / xyz [B, N, 3] to at most `token_budget` (see pooling.py)."""
-        return voxel_pool(tokens, xyz, valid, voxel_size=self.voxel_size, budget=self.token_budget)
+        return voxel_pool(tokens, xyz, valid, voxel_size=self.voxel_size, budget=self.token_budget,
+                          reduction=self.pool_reduction)
 
     def _embed_dtype(self) -> torch.dtype:
         return self.llm.get_input_embeddings().weight.dtype
@@ -365,9 +368,12 @@ def _targets(prompts: Sequence[PromptLike], targets: Sequence[str | None] | None
     return [p.target if isinstance(p, TaskPrompt) else None for p in prompts]
 
 
-def _cfg_kwargs(cfg: LanguageConfig) -> dict[str, object]:
+def language_kwargs(cfg: LanguageConfig) -> dict[str, object]:
+    """`SceneLanguageModel` keyword arguments held by a `LanguageConfig` (everything but the LLM itself)."""
     return {"num_grounding_queries": cfg.num_grounding_queries, "token_budget": cfg.token_budget,
-            "voxel_size": cfg.voxel_size, "max_question_tokens": cfg.max_question_tokens}
+            "voxel_size": cfg.voxel_size, "max_question_tokens": cfg.max_question_tokens,
+            "grounding_dim": cfg.grounding_dim, "system_prompt": cfg.system_prompt,
+            "pool_reduction": cfg.pool_reduction}
 
 
 def _first_line(exc: BaseException) -> str:

@@ -163,22 +163,16 @@ class VidLLM(nn.Module):
             llm: an already loaded `AutoModelForCausalLM` (e.g. from `vidllm init --llm DIR`); None builds the
                 LLM of `config.language.llm` with random weights.
         """
-        from vidllm_core.language.fusion import SceneLanguageModel
+        from vidllm_core.language.fusion import SceneLanguageModel, language_kwargs
 
         cfg = self.config.language
         if cfg is None:
             raise ConfigError("the model config has no language section")
-        kwargs = {"num_grounding_queries": cfg.num_grounding_queries, "token_budget": cfg.token_budget,
-                  "voxel_size": cfg.voxel_size, "max_question_tokens": cfg.max_question_tokens,
-                  "grounding_dim": cfg.grounding_dim, "system_prompt": cfg.system_prompt}
         dim = self.config.encoder.embed_dim
         if llm is not None:
-            self.language = SceneLanguageModel(llm, tokenizer, dim, **kwargs)  # type: ignore[arg-type]
+            self.language = SceneLanguageModel(llm, tokenizer, dim, **language_kwargs(cfg))  # type: ignore[arg-type]
         else:
-            cfg = _with_vocab(cfg, tokenizer)
-            self.language = SceneLanguageModel.from_config(cfg, tokenizer, dim,  # type: ignore[arg-type]
-                                                           grounding_dim=cfg.grounding_dim,
-                                                           system_prompt=cfg.system_prompt)
+            self.language = SceneLanguageModel.from_config(_with_vocab(cfg, tokenizer), tokenizer, dim)
 
     @torch.no_grad()
     def encode_scene(self, images: Tensor) -> SceneEncoding:

@@ -145,8 +145,9 @@ def _check_finite(depth: np.ndarray, extrinsic: np.ndarray, intrinsic: np.ndarra
     for name, value in (("depth", depth), ("extrinsic", extrinsic), ("intrinsic", intrinsic)):
         bad = np.flatnonzero(~np.isfinite(value.reshape(S, -1)).all(axis=1))
         if len(bad):
-            raise CheckpointError(f"the network predicted non-finite {name} values for frame(s) "
-                                  f"{', '.join(map(str, bad[:5].tolist()))}; the model weights look untrained or broken")
+            frames = ", ".join(map(str, bad[:5].tolist()))
+            raise CheckpointError(f"the network predicted non-finite {name} values for frame(s) {frames}; "
+                                  "the model weights look untrained or broken")
 
 
 def reconstruct_frames(model: Any, frames: Sequence[Any] | np.ndarray, device: str = "cpu",

@@ -133,14 +133,13 @@ def attach_language(model: VidLLM, recipe: Recipe, tokenizer_dir: str | Path | N
     cfg = model.config.language
     if not (recipe.stage2.language and cfg is not None and cfg.llm and recipe.data.annotations):
         return False
-    from vidllm_core.language.fusion import SceneLanguageModel
     from vidllm_core.language.tokenizer import load_tokenizer
 
     if tokenizer_dir is None:
         raise ConfigError("the model has a language branch: set stage2.tokenizer (a tokenizer directory) or --init "
                           "from a model directory holding tokenizer/")
     tokenizer, _ = load_tokenizer(tokenizer_dir)
-    model.language = SceneLanguageModel.from_config(cfg, tokenizer, model.config.encoder.embed_dim)
+    model.attach_language(tokenizer)
     return True
 
 
