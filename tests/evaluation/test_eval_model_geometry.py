@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -47,8 +46,7 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
                               "--size", "64x48", "--no-video"])
     assert res.exit_code == 0, res.output
     posed = root / "synth" / "posed_images"
-    for sid in SCENES:   # `vidllm synth` keeps mesh.ply in scenes/<id>/ only; the recon GT is looked up beside frames
-        os.link(root / "synth" / "scenes" / sid / "mesh.ply", posed / sid / "mesh.ply")
+    assert all((posed / sid / "mesh.ply").is_file() for sid in SCENES)  # recon GT beside the frames
     (root / "list.txt").write_text("\n".join(SCENES) + "\n")
     from vidllm_core.config import VidLLMConfig
     from vidllm_core.models.vidllm import VidLLM

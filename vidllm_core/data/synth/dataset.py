@@ -281,7 +281,8 @@ def _link_posed_images(scene_dir: Path, root: Path, n_frames: int) -> None:
     try:
         pairs = [(scene_dir / sub / f"{i:05d}.{ext}", f"{i:05d}.{flat}") for i in range(n_frames)
                  for sub, ext, flat in (("color", "jpg", "jpg"), ("depth", "png", "png"), ("pose", "txt", "txt"))]
-        pairs += [(scene_dir / n, n) for n in ("intrinsic.txt", "depth_intrinsic.txt", f"{sid}.txt")]
+        pairs += [(scene_dir / n, n) for n in ("intrinsic.txt", "depth_intrinsic.txt", f"{sid}.txt", "mesh.ply",
+                                               "scene.json", "video.mp4") if (scene_dir / n).exists()]
         for src, name in pairs:
             try:
                 os.link(src, tmp / name)
