@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from vidllm_core.data.benchmarks._common import read_text
 from vidllm_core.errors import DataError
 
 
@@ -19,14 +20,7 @@ def read_records(path: str | os.PathLike, what: str = "predictions") -> list[dic
     An empty file, a malformed line or a non-object record raises one `DataError` line naming file and line.
     """
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{what} file not found: {path}")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-    if not text.strip():
-        raise DataError(f"{path}: empty {what} file")
+    text = read_text(path, what)
     if text.lstrip().startswith("["):
         try:
             records = json.loads(text)

@@ -28,8 +28,8 @@ class Problems:
         self.messages.append(message)
 
 
-def read_json(path: str | os.PathLike, what: str) -> Any:
-    """Parse a JSON file; any decoding problem becomes one `DataError` line naming the file and position."""
+def read_text(path: str | os.PathLike, what: str) -> str:
+    """A non-empty UTF-8 text file; missing, non-UTF-8 or empty files become one `DataError` line."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{what} file not found: {path}")
@@ -39,6 +39,12 @@ def read_json(path: str | os.PathLike, what: str) -> Any:
         raise DataError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     if not text.strip():
         raise DataError(f"{path}: empty {what} file")
+    return text
+
+
+def read_json(path: str | os.PathLike, what: str) -> Any:
+    """Parse a JSON file; any decoding problem becomes one `DataError` line naming the file and position."""
+    text = read_text(path, what)
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
