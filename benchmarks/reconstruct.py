@@ -206,7 +206,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's own choice)")
     ap.add_argument("--device", default="cpu", help="cpu or cuda (cuda[:i])")
     ap.add_argument("--dtype", default="fp32", choices=("fp32", "bf16"),
-                    help="bf16 = autocast bf16 for encoder/adapter/aggregator (heads stay fp32, as VGGT)")
+                    help="bf16 = autocast bf16 for encoder/adapter/aggregator (heads stay fp32, as VGGT); meant "
+                         "for CUDA: CPUs without native bf16 run it (and its matmul baseline) far slower")
     ap.add_argument("--aspect", type=float, default=4 / 3, help="width / height before rounding to the patch size")
     ap.add_argument("--matmul-n", type=int, default=2048, help="side of the square matmul baseline")
     ap.add_argument("--json", action="store_true", help="print one JSON document instead of tables")

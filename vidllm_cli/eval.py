@@ -22,8 +22,9 @@ def command(
     annotations: Annotated[Optional[list[Path]], typer.Option(
         "--annotations", "-a", help="Annotation file (SQA3D: questions file, plus the annotations file or found "
         "beside it; depth/pose/recon: a scene list).")] = None,
-    scenes: Annotated[Optional[Path], typer.Option(help="Scene folders: posed images (depth/pose/recon) or raw "
-                                                   "ScanNet scans (GT boxes for grounding).")] = None,
+    scenes: Annotated[Optional[Path], typer.Option(help="Scene folders: posed images (depth/pose/recon, and "
+                                                   "--model on the language tasks) or raw ScanNet scans (GT boxes "
+                                                   "for grounding).")] = None,
     model: Annotated[Optional[Path], typer.Option(help="Model directory: run the model, resumably.")] = None,
     predictions: Annotated[Optional[Path], typer.Option(help="Predictions file (JSONL) or directory to score.")] = None,
     baseline: Annotated[Optional[str], typer.Option(help="majority | random | oracle-box (context rows); with "
@@ -38,13 +39,15 @@ def command(
     train_annotations: Annotated[Optional[list[Path]], typer.Option(
         help="Training annotations for the majority baseline.")] = None,
     gt_boxes: Annotated[Optional[Path], typer.Option(help="GT boxes JSON: scene -> object id -> box (cx cy cz dx dy dz).")] = None,
-    proposals: Annotated[Optional[Path], typer.Option(help="Proposal boxes dir: <scene>.npy / <scene>.json.")] = None,
+    proposals: Annotated[Optional[Path], typer.Option(help="Proposal boxes dir: <scene>.npy / <scene>.json (random "
+                                                      "baseline; with --model, scanrefer / multi3drefer / scan2cap "
+                                                      "select among them).")] = None,
     label_map: Annotated[Optional[Path], typer.Option(help="scannetv2-labels.combined.tsv (ScanRefer unique/multiple).")] = None,
     caption_pipeline: Annotated[Optional[str], typer.Option(help="Scan2Cap: scan2cap (default), coco, corpus.")] = None,
     depth_align: Annotated[str, typer.Option(help="Depth alignment: none, median, lstsq.")] = "none",
     seed: Annotated[int, typer.Option(help="Seed of the random baseline.")] = 0,
-    frames: Annotated[Optional[int], typer.Option(min=1, help="--model on depth/pose/recon: frames sampled per "
-                                                  "scene [default: the model's input.num_frames].")] = None,
+    frames: Annotated[Optional[int], typer.Option(min=1, help="--model: frames sampled per scene [default: the "
+                                                  "model's input.num_frames].")] = None,
     device: Annotated[str, typer.Option(help="--model: cpu or cuda.")] = "cpu",
 ) -> None:
     """Score a benchmark; writes OUT/metrics.json and OUT/predictions.jsonl."""
@@ -116,8 +119,15 @@ def command(
                 preds = ev.baseline_predictions(spec, baseline, items, ctx)
             else:
                 try:
+                    model_items = items
+                    if spec.kind != "geometry" and spec.predict is not None:
+                        from vidllm_core.evaluation.language_hooks import prepare_run
+
+                        # checks before anything is written; records grouped by scene: one vision pass per scene
+                        model_items = prepare_run(spec.name, model, out, items, ctx)
                     tick = ctx.ticker(f"{spec.name} model", len(items))
-                    preds, stats, _ = ev.model_predictions(spec, model, items, out, ctx, lambda uid, skipped: tick())
+                    preds, stats, _ = ev.model_predictions(spec, model, model_items, out, ctx,
+                                                           lambda uid, skipped: tick())
                 except NotImplementedError as exc:
                     fail(str(exc))
                 write_preds = False

@@ -312,10 +312,10 @@ def tiny() -> VidLLMConfig:
 
 def demo() -> VidLLMConfig:
     """The shipped demo model: sized to train on a shared 2-core CPU in well under an hour (docs/DESIGN.md,
-    "Presets"): 96-d encoder, 3 + 3 aggregator blocks, 8 frames at short side 112 (synthrooms 224x168 -> 112x140)."""
+    "Presets"): 96-d encoder, 3 + 3 aggregator blocks, 8 frames at short side 84 (synthrooms 224x168 -> 84x112)."""
     return VidLLMConfig(
         name="demo",
-        encoder=EncoderConfig(img_size=112, embed_dim=96, depth=4, num_heads=4, intermediate_layers=(0, 1, 2, 3)),
+        encoder=EncoderConfig(img_size=84, embed_dim=96, depth=4, num_heads=4, intermediate_layers=(0, 1, 2, 3)),
         adapter=AdapterConfig(num_bridge_tokens=16, num_heads=4),
         aggregator=AggregatorConfig(depth=3, num_heads=4),
         camera_head=CameraHeadConfig(trunk_depth=1, num_heads=4, num_iterations=2),
@@ -325,7 +325,7 @@ def demo() -> VidLLMConfig:
         patch3d=Patch3DConfig(hidden_dim=96),
         language=LanguageConfig(llm=dict(DEMO_LLM), token_budget=128, voxel_size=0.25, num_grounding_queries=8,
                                 max_question_tokens=64),
-        input=InputConfig(num_frames=8, image_size=112),
+        input=InputConfig(num_frames=8, image_size=84),
     )
 
 

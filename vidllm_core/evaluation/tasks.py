@@ -432,6 +432,16 @@ def _score_geometry(kind: str) -> Scorer:
     return score
 
 
+# --- language tasks: the model hook encodes each scene once and answers in the scene frame -------------------------
+
+def _predict_language(task: str) -> ModelHook:
+    def predict(model_dir: Path, item: Any, ctx: EvalContext) -> Mapping[str, Any]:
+        from vidllm_core.evaluation.language_hooks import predict_record
+
+        return predict_record(task, model_dir, item, ctx)
+    return predict
+
+
 # --- registry -------------------------------------------------------------------------------------------------
 
 def _qa_encode(uid: str, answer: str) -> dict:
@@ -442,27 +452,33 @@ TASKS: dict[str, Task] = {
     "scanqa": Task("scanqa", "qa", "questions", "question_id", _load_scanqa, _parse_qa, _qa_encode,
                    lambda r, p, c: _score_qa(r, p, c, typed=False),
                    {"majority": lambda r, c: _qa_majority(r, c, _load_scanqa)},
+                   predict=_predict_language("scanqa"),
                    predictions_help='{"question_id": "val-scene0011-0", "answer": "brown"}'),
     "sqa3d": Task("sqa3d", "qa", "questions", "question_id", _load_sqa3d, _parse_qa, _qa_encode,
                   lambda r, p, c: _score_qa(r, p, c, typed=True),
                   {"majority": lambda r, c: _qa_majority(r, c, _load_sqa3d)},
+                  predict=_predict_language("sqa3d"),
                   predictions_help='{"question_id": 220602000002, "answer": "piano"}'),
     "scan2cap": Task("scan2cap", "caption", "objects", "key", _load_scan2cap, _parse_caption, _encode_caption,
-                     _score_scan2cap, {"majority": _caption_majority},
+                     _score_scan2cap, {"majority": _caption_majority}, predict=_predict_language("scan2cap"),
                      predictions_help='{"key": "scene0707_00|3|trash_can", "caption": "...", "box": [cx,cy,cz,dx,dy,dz]}'),
     "scanrefer": Task("scanrefer", "grounding", "descriptions", "id", _load_scanrefer,
                       _parse_grounding(("scene_id", "object_id", "ann_id")), _encode_boxes, _score_scanrefer,
                       {"random": _random_proposal, "oracle-box": _oracle_scanrefer},
+                      predict=_predict_language("scanrefer"),
                       predictions_help='{"id": "scene0707_00|3|3", "boxes": [[cx,cy,cz,dx,dy,dz]]}'),
     "multi3drefer": Task("multi3drefer", "multi", "descriptions", "id", _load_multi3drefer,
                          _parse_grounding(("scene_id", "ann_id")), _encode_boxes, _score_multi3drefer,
                          {"random": _random_proposal, "oracle-box": _oracle_multi3drefer},
+                         predict=_predict_language("multi3drefer"),
                          predictions_help='{"id": "scene0011_00|5", "boxes": [[cx,cy,cz,dx,dy,dz], ...]}'),
     "nr3d": Task("nr3d", "referit", "utterances", "id", _load_referit, _parse_referit, _encode_referit,
                  _score_referit, {"random": _random_referit, "oracle-box": _oracle_referit},
+                 predict=_predict_language("nr3d"),
                  predictions_help='{"id": "17", "object_id": 25} or {"id": "17", "correct": true}'),
     "sr3d": Task("sr3d", "referit", "utterances", "id", _load_referit, _parse_referit, _encode_referit,
                  _score_referit, {"random": _random_referit, "oracle-box": _oracle_referit},
+                 predict=_predict_language("sr3d"),
                  predictions_help='{"id": "17", "object_id": 25} or {"id": "17", "correct": true}'),
     # Geometry tasks: the model hook reconstructs each scene and writes the files geometry.py scores
     # (evaluation/model_geometry.py), returning {"path": ...} for predictions.jsonl.

@@ -290,9 +290,7 @@ class VidLLM(nn.Module):
 
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        state = self.state_dict()
-        aliases = _tied_aliases(state)
-        state = {k: v.detach().contiguous().cpu() for k, v in state.items() if k not in aliases}
+        state = weights_for_saving(self.state_dict())
         with atomic_path(directory / WEIGHTS_FILE) as tmp:
             save_file(state, str(tmp), metadata={"format": "pt", "vidllm_preset": self.config.name})
         if self.has_language:
@@ -323,9 +321,6 @@ class VidLLM(nn.Module):
         except (ValueError, RuntimeError) as exc:
             raise CheckpointError(f"model directory {directory}: cannot build the model of its config.json "
                                   f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
-        for alias, name in _tied_aliases(model.state_dict()).items():
-            if alias not in state and name in state:
-                state[alias] = state[name]
         load_weights(model, state, source=str(directory))
         model.checkpoint_dir = directory
         return model.to(device).eval()
@@ -338,6 +333,13 @@ def _with_vocab(cfg: LanguageConfig, tokenizer: object) -> LanguageConfig:
     if "vocab_size" in cfg.llm:
         return cfg
     return dataclasses.replace(cfg, llm={**cfg.llm, "vocab_size": len(tokenizer)})  # type: ignore[arg-type]
+
+
+def weights_for_saving(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    """Detached, contiguous CPU tensors with tied aliases dropped (safetensors refuses shared storage;
+    `load_weights` fills the aliases back in)."""
+    aliases = _tied_aliases(state)
+    return {k: v.detach().contiguous().cpu() for k, v in state.items() if k not in aliases}
 
 
 def _tied_aliases(state: Mapping[str, Tensor]) -> dict[str, str]:
@@ -407,6 +409,9 @@ def load_weights(model: nn.Module, state_dict: Mapping[str, Tensor], source: str
     Returns the model keys that were not in `state_dict` (empty when `strict`).
     """
     own = model.state_dict()
+    tied = {a: name for a, name in _tied_aliases(own).items() if a not in state_dict and name in state_dict}
+    if tied:  # tied weights (LLM embedding / head) are stored once: fill the alias from its source
+        state_dict = {**state_dict, **{alias: state_dict[name] for alias, name in tied.items()}}
     shape_errors = [
         f"{k} {tuple(v.shape)} vs {tuple(own[k].shape)}" for k, v in state_dict.items()
         if k in own and tuple(v.shape) != tuple(own[k].shape)

@@ -340,12 +340,14 @@ def save_checkpoint(out_dir: Path, *, model_state: dict[str, Tensor], config_jso
     directory. On any error (disk full, read-only) the temporary folder is removed and older checkpoints remain."""
     from safetensors.torch import save_file
 
+    from vidllm_core.models.vidllm import weights_for_saving
+
     ckpt_root = out_dir / CKPT_DIR
     ckpt_root.mkdir(parents=True, exist_ok=True)
     name = f"step-{state.step:08d}"
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{name}-", dir=ckpt_root))
     try:
-        model_keys = {k[len("model."):]: v.contiguous() for k, v in model_state.items() if k.startswith("model.")}
+        model_keys = weights_for_saving({k[len("model."):]: v for k, v in model_state.items() if k.startswith("model.")})
         extra = {k: v.contiguous() for k, v in model_state.items() if not k.startswith("model.")}
         meta = {"format": "pt", "vidllm_preset": preset}
         save_file(model_keys, str(tmp / "model.safetensors"), metadata=meta)

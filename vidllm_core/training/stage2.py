@@ -143,6 +143,27 @@ def attach_language(model: VidLLM, recipe: Recipe, tokenizer_dir: str | Path | N
     return True
 
 
+def adopt_init_llm(config: VidLLMConfig, init: str | Path | None) -> VidLLMConfig:
+    """Take the LLM description (`language.llm`) from the `--init` model directory.
+
+    The LLM is fixed where the model directory was made (`vidllm init`: its vocabulary comes from the tokenizer, or it
+    is a user's pretrained LLM), so the recipe's preset only has to agree on everything else.
+    """
+    import dataclasses
+    import json
+
+    path = Path(init) / "config.json" if init else None
+    if path is None or not path.is_file() or config.language is None:
+        return config
+    try:
+        llm = (json.loads(path.read_text(encoding="utf-8")).get("language") or {}).get("llm")
+    except (json.JSONDecodeError, AttributeError):
+        return config  # load_init reports an unreadable config with one line
+    if not isinstance(llm, dict) or not llm:
+        return config
+    return config.replace(language=dataclasses.replace(config.language, llm=llm))
+
+
 def load_init(model: VidLLM, path: str | Path, config: VidLLMConfig) -> None:
     """Weights of a Stage-1 output dir or a model dir (config.json + model.safetensors) of the same config."""
     from safetensors.torch import load_file
@@ -182,7 +203,7 @@ def setup(recipe: Recipe, out_dir: str | Path, dist: DistInfo, resume: bool = Fa
     from vidllm_core.training.data import collate
 
     out_dir = Path(out_dir)
-    config = recipe.model_config()
+    config = adopt_init_llm(recipe.model_config(), recipe.init)
     ckpt = latest_checkpoint(out_dir) if resume else None
     if ckpt is not None:
         check_same_config(read_checkpoint(ckpt)[2], config, f"--resume checkpoint {ckpt}")

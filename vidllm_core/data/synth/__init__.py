@@ -15,6 +15,7 @@ from vidllm_core.data.synth.dataset import (
     read_scene,
     read_split,
     scene_mesh,
+    write_gt_boxes,
 )
 from vidllm_core.data.synth.render import Renderer
 from vidllm_core.data.synth.scene import Scene, load_layout, sample_scene, scene_from_layout

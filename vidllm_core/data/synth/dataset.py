@@ -364,6 +364,7 @@ def generate_dataset(out: str | os.PathLike, cfg: SynthConfig,
         visible_total += sum(v >= cfg.min_visible_pixels for v in res.visible_pixels.values())
         if progress is not None:
             progress(i + 1, res.scene.scene_id)
+    write_gt_boxes(out)
     empty = {k: [] for k in annotation_files("train")}
     counts = {}
     for s in SPLITS:
@@ -376,6 +377,21 @@ def generate_dataset(out: str | os.PathLike, cfg: SynthConfig,
                "splits": ids, "annotation_counts": counts, "objects": objects_total, "visible_objects": visible_total}
     write_json_atomic(out / "synthrooms.json", summary)
     return summary
+
+
+def write_gt_boxes(out: str | os.PathLike) -> Path:
+    """`OUT/annotations/gt_boxes.json`: every object's axis-aligned box `{scene_id: {object_id: [cx,cy,cz,dx,dy,dz]}}`
+    (metres, the scene's z-up frame), the GT-box file that ScanRefer / Multi3DRefer scoring and training read."""
+    from vidllm_core.data.benchmarks.scannet import save_gt_boxes_file
+
+    boxes = {}
+    for meta_path in sorted(Path(out, "scenes").glob("*/scene.json")):
+        meta = json.loads(meta_path.read_text())
+        boxes[meta["scene_id"]] = {int(o["id"]): np.array([*o["aabb"]["center"], *o["aabb"]["size"]])
+                                   for o in meta["objects"]}
+    target = Path(out) / "annotations" / "gt_boxes.json"
+    save_gt_boxes_file(target, boxes)
+    return target
 
 
 # --------------------------------------------------------------------------------------------- reader
