@@ -1,4 +1,4 @@
-"""Helpers shared by the subcommands: one-line errors, console, seeding."""
+"""Helpers shared by the subcommands: one-line errors and the stderr console."""
 
 from __future__ import annotations
 
@@ -20,10 +20,6 @@ def fail(message: str, code: int = 2) -> NoReturn:
     """Print one clear line on stderr and exit non-zero (no traceback)."""
     print(f"error: {message}", file=sys.stderr, flush=True)
     raise typer.Exit(code)
-
-
-def not_built(name: str, issue: str) -> NoReturn:
-    fail(f"`vidllm {name}` is not built yet ({issue}); see CHANGELOG.md for what exists", code=3)
 
 
 class user_errors:

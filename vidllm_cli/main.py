@@ -14,13 +14,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-# Commands whose module is still a placeholder accept any arguments so they can say "not built" clearly.
-_LENIENT = {"context_settings": {"allow_extra_args": True, "ignore_unknown_options": True}}
-
-
 def _register(name: str, module, help_text: str) -> None:
-    is_stub = getattr(module, "__doc__", "") and "not built yet" in module.__doc__
-    app.command(name, help=help_text, **(_LENIENT if is_stub else {}))(module.command)
+    app.command(name, help=help_text)(module.command)
 
 
 _register("reconstruct", reconstruct, "Reconstruct a video (or image folder) into a metric, coloured point cloud.")
