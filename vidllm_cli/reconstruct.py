@@ -19,8 +19,19 @@ import typer
 
 from vidllm_cli.common import console, fail, user_errors
 
-# The one place that decides what happens without --model / --vggt (a shipped default model comes later).
-NO_MODEL_MESSAGE = "no model given: pass --model DIR (a directory written by `vidllm init`) or --vggt CKPT"
+# Without --model / --vggt the shipped demo model is used (vidllm_core.assets.default_model_dir); this message is for
+# an install that has none.
+NO_MODEL_MESSAGE = ("no model given and no shipped demo model in this install: pass --model DIR (a directory "
+                    "written by `vidllm init`) or --vggt CKPT")
+
+
+def resolve_model(model_dir: Optional[Path], vggt: Optional[Path]) -> Optional[Path]:
+    """--model, or the shipped demo model when neither --model nor --vggt is given."""
+    if model_dir is not None or vggt is not None:
+        return model_dir
+    from vidllm_core.assets import default_model_dir
+
+    return default_model_dir()
 
 
 class _Preprocess:
@@ -61,7 +72,9 @@ class _OfficialVGGTAdapter:
 
 
 def check_model_source(model_dir: Optional[Path], vggt: Optional[Path]) -> None:
-    """Fail (one line) unless exactly one existing model source is given; runs before any work starts."""
+    """Fail (one line) unless exactly one existing model source is given (no source = the shipped demo model);
+    runs before any work starts."""
+    model_dir = resolve_model(model_dir, vggt)
     if model_dir is None and vggt is None:
         fail(NO_MODEL_MESSAGE)
     if model_dir is not None and vggt is not None:
@@ -74,6 +87,7 @@ def check_model_source(model_dir: Optional[Path], vggt: Optional[Path]) -> None:
 
 def load_model(model_dir: Optional[Path], vggt: Optional[Path], device: str) -> Any:
     """Return an object with `.preprocess_config` and `.reconstruct(images)` on `device` (tests replace this)."""
+    model_dir = resolve_model(model_dir, vggt)
     if model_dir is not None:
         from vidllm_core.models.vidllm import VidLLM
 

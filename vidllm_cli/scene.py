@@ -10,11 +10,22 @@ import typer
 
 from vidllm_cli.common import console, fail
 
-# The one place that decides what happens without --model (a shipped demo model comes later).
-NO_MODEL_MESSAGE = ("no model given: pass --model DIR (a directory written by `vidllm init`, e.g. "
-                    "`vidllm init --preset demo -o DIR`, or `vidllm train`)")
+# Without --model the shipped demo model is used (vidllm_core.assets.default_model_dir); this message is for an
+# install that has none.
+NO_MODEL_MESSAGE = ("no model given and no shipped demo model in this install: pass --model DIR (a directory "
+                    "written by `vidllm init`, e.g. `vidllm init --preset demo -o DIR`, or `vidllm train`)")
 
-ModelOpt = Annotated[Optional[Path], typer.Option("--model", help="Model directory with an LLM (vidllm init / train).")]
+ModelOpt = Annotated[Optional[Path], typer.Option(
+    "--model", help="Model directory with an LLM (vidllm init / train) [default: the shipped demo model].")]
+
+
+def resolve_model(model_dir: Optional[Path]) -> Optional[Path]:
+    """--model, or the shipped demo model when it is not given (None when this install has none)."""
+    if model_dir is not None:
+        return model_dir
+    from vidllm_core.assets import default_model_dir
+
+    return default_model_dir()
 CacheDirOpt = Annotated[Optional[Path], typer.Option("--cache-dir",
                                                      help="Scene cache folder [default: ~/.cache/vidllm/scenes].")]
 NoCacheOpt = Annotated[bool, typer.Option("--no-cache", help="Always run the vision pass; store nothing.")]
@@ -29,6 +40,7 @@ SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of sampling (same see
 def check_inputs(video: Path, model_dir: Optional[Path], device: str, cache_dir: Optional[Path],
                  no_cache: bool) -> None:
     """Fail (one line) before any work on a missing model / video, a bad device or contradictory cache options."""
+    model_dir = resolve_model(model_dir)
     if model_dir is None:
         fail(NO_MODEL_MESSAGE)
     if not model_dir.is_dir():
@@ -61,8 +73,11 @@ def load_language_model(model_dir: Path, device: str) -> Any:
 
     if device == "cuda" and not torch.cuda.is_available():
         fail("--device cuda was asked for but no CUDA device is available")
+    resolved = resolve_model(model_dir)
+    if resolved is None:
+        fail(NO_MODEL_MESSAGE)
     quiet_transformers()
-    model = VidLLM.from_pretrained(model_dir, device=device)
+    model = VidLLM.from_pretrained(resolved, device=device)
     require_language(model)
     return model
 

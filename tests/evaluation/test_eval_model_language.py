@@ -240,7 +240,8 @@ def test_reconstruction_is_placed_by_the_first_gt_pose(data: SimpleNamespace, tm
     np.testing.assert_allclose(inside[0, 3:], [1.2, 0.4, 0.8], atol=1e-12)   # x and y sizes swap
     np.testing.assert_allclose(language_hooks.to_scene_frame(inside, state), box, atol=1e-12)
     state.to_scene[:3, :3] = _rot_z(45.0)                                       # a rotated box grows
-    assert (language_hooks.to_scene_frame(box, state)[0, :2] > box[0, :2]).all()
+    turned = language_hooks.to_scene_frame(box, state)[0]
+    np.testing.assert_allclose(turned[3:5], [1.6 / math.sqrt(2)] * 2, atol=1e-12)
 
 
 # --- Nr3D / Sr3D object choice -------------------------------------------------------------------------------------
@@ -248,7 +249,7 @@ def test_reconstruction_is_placed_by_the_first_gt_pose(data: SimpleNamespace, tm
 def test_pick_object_rule() -> None:
     gt = np.array([[0, 0, 0, 1, 1, 1], [3, 0, 0, 1, 1, 1], [6, 0, 0, 1, 1, 1.0]])
     ids = [7, 3, 9]
-    assert language_hooks.pick_object(np.array([3.2, 0, 0, 1, 1, 1]), ids, gt) == (3, pytest.approx(0.6 / 1.4))
+    assert language_hooks.pick_object(np.array([3.2, 0, 0, 1, 1, 1]), ids, gt) == (3, pytest.approx(0.8 / 1.2))
     # no overlap with any candidate: the nearest centre, not the first listed
     assert language_hooks.pick_object(np.array([5.0, 0, 0, 0.2, 0.2, 0.2]), ids, gt)[0] == 9
     # equal IoU and distance: the smallest id

@@ -82,10 +82,15 @@ def test_ground_writes_json_ply_png(tiny_model_dir, tiny_video, tmp_path):  # no
     assert "with size" in json.loads(cap.stdout)["prompt"]
 
 
-def test_bad_inputs_are_one_line(tiny_model_dir, tiny_video, tmp_path):  # noqa: ANN001
+def test_bad_inputs_are_one_line(tiny_model_dir, tiny_video, tmp_path, monkeypatch):  # noqa: ANN001
     common = ("--model", tiny_model_dir, "--cache-dir", tmp_path / "c", "--max-new-tokens", 2)
     one_error_line(invoke("ask", tiny_video, "   ", *common), "question is empty")
-    one_error_line(invoke("ask", tiny_video, "How many chairs?"), "no model given: pass --model DIR")
+    # without --model the shipped demo model is used; an install without one says so in one line
+    import vidllm_core.assets
+
+    monkeypatch.setattr(vidllm_core.assets, "DEMO_MODEL_DIR", tmp_path / "no-demo-model")
+    one_error_line(invoke("ask", tiny_video, "How many chairs?"), "no shipped demo model in this install")
+    monkeypatch.undo()
     bad = tmp_path / "q.txt"
     bad.write_bytes(b"How many chairs?\n\xff\xfe bad\n")
     one_error_line(invoke("ask", tiny_video, "--questions", bad, *common), "is not UTF-8 text")
