@@ -119,12 +119,7 @@ def command(
                 preds = ev.baseline_predictions(spec, baseline, items, ctx)
             else:
                 try:
-                    model_items = items
-                    if spec.kind != "geometry" and spec.predict is not None:
-                        from vidllm_core.evaluation.language_hooks import prepare_run
-
-                        # checks before anything is written; records grouped by scene: one vision pass per scene
-                        model_items = prepare_run(spec.name, model, out, items, ctx)
+                    model_items = spec.prepare(model, out, items, ctx) if spec.prepare is not None else items
                     tick = ctx.ticker(f"{spec.name} model", len(items))
                     preds, stats, _ = ev.model_predictions(spec, model, model_items, out, ctx,
                                                            lambda uid, skipped: tick())

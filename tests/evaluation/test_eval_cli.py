@@ -298,7 +298,7 @@ def test_bad_inputs_are_one_line_errors(tmp_path: Path) -> None:
     malformed = tmp_path / "malformed.json"
     malformed.write_text("[{]")
     assert "malformed JSON" in one_error_line(invoke("scanqa", "-a", malformed, "--baseline", "majority", "-o", out))
-    assert "not supported yet" in one_error_line(invoke("scanqa", "-a", SCANQA, "--model", tmp_path, "-o", out))
+    assert "--scenes" in one_error_line(invoke("scanqa", "-a", SCANQA, "--model", tmp_path, "-o", out))
     assert "exactly one of" in one_error_line(invoke("scanqa", "-a", SCANQA, "--baseline", "majority",
                                                      "--predictions", preds, "-o", out))
     assert "unknown task" in one_error_line(invoke("scanqq", "-a", SCANQA, "--baseline", "majority", "-o", out))

@@ -74,7 +74,7 @@ def test_model_hook_wiring_resumes(tmp_path: Path, monkeypatch: pytest.MonkeyPat
         seen.append(record.uid)
         return {"answer": truth[record.uid] if len(seen) % 2 else "qzx"}
 
-    monkeypatch.setitem(TASKS, "scanqa", dataclasses.replace(TASKS["scanqa"], predict=hook))
+    monkeypatch.setitem(TASKS, "scanqa", dataclasses.replace(TASKS["scanqa"], predict=hook, prepare=None))
     args = ["eval", "scanqa", "-a", str(BENCH / "scanqa_val_sample.json"), "--model", str(tmp_path), "-o",
             str(tmp_path / "out"), "--json"]
     first = runner.invoke(app, args + ["--limit", "6"])

@@ -42,6 +42,9 @@ class Task:
     score: Scorer
     baselines: Mapping[str, Baseline] = field(default_factory=dict)
     predict: ModelHook | None = None
+    # Optional, with `predict`: (model dir, out dir, items, context) -> items in run order, after checking the run
+    # can start (nothing written before); the language tasks group records by scene (one vision pass per scene).
+    prepare: Callable[[Path, Path, list, EvalContext], list] | None = None
     predictions_help: str = ""
     model_variants: Mapping[str, str] = field(default_factory=dict)
 
@@ -434,12 +437,19 @@ def _score_geometry(kind: str) -> Scorer:
 
 # --- language tasks: the model hook encodes each scene once and answers in the scene frame -------------------------
 
-def _predict_language(task: str) -> ModelHook:
+def _language_hooks(task: str) -> dict[str, Any]:
     def predict(model_dir: Path, item: Any, ctx: EvalContext) -> Mapping[str, Any]:
         from vidllm_core.evaluation.language_hooks import predict_record
 
         return predict_record(task, model_dir, item, ctx)
-    return predict
+
+    def prepare(model_dir: Path, out_dir: Path, items: list, ctx: EvalContext) -> list:
+        """Checks before anything is written, the resume guard, and the items grouped by scene (run order)."""
+        from vidllm_core.evaluation.language_hooks import prepare_run
+
+        return prepare_run(task, model_dir, out_dir, items, ctx)
+
+    return {"predict": predict, "prepare": prepare}
 
 
 # --- registry -------------------------------------------------------------------------------------------------
@@ -452,33 +462,33 @@ TASKS: dict[str, Task] = {
     "scanqa": Task("scanqa", "qa", "questions", "question_id", _load_scanqa, _parse_qa, _qa_encode,
                    lambda r, p, c: _score_qa(r, p, c, typed=False),
                    {"majority": lambda r, c: _qa_majority(r, c, _load_scanqa)},
-                   predict=_predict_language("scanqa"),
+                   **_language_hooks("scanqa"),
                    predictions_help='{"question_id": "val-scene0011-0", "answer": "brown"}'),
     "sqa3d": Task("sqa3d", "qa", "questions", "question_id", _load_sqa3d, _parse_qa, _qa_encode,
                   lambda r, p, c: _score_qa(r, p, c, typed=True),
                   {"majority": lambda r, c: _qa_majority(r, c, _load_sqa3d)},
-                  predict=_predict_language("sqa3d"),
+                  **_language_hooks("sqa3d"),
                   predictions_help='{"question_id": 220602000002, "answer": "piano"}'),
     "scan2cap": Task("scan2cap", "caption", "objects", "key", _load_scan2cap, _parse_caption, _encode_caption,
-                     _score_scan2cap, {"majority": _caption_majority}, predict=_predict_language("scan2cap"),
+                     _score_scan2cap, {"majority": _caption_majority}, **_language_hooks("scan2cap"),
                      predictions_help='{"key": "scene0707_00|3|trash_can", "caption": "...", "box": [cx,cy,cz,dx,dy,dz]}'),
     "scanrefer": Task("scanrefer", "grounding", "descriptions", "id", _load_scanrefer,
                       _parse_grounding(("scene_id", "object_id", "ann_id")), _encode_boxes, _score_scanrefer,
                       {"random": _random_proposal, "oracle-box": _oracle_scanrefer},
-                      predict=_predict_language("scanrefer"),
+                      **_language_hooks("scanrefer"),
                       predictions_help='{"id": "scene0707_00|3|3", "boxes": [[cx,cy,cz,dx,dy,dz]]}'),
     "multi3drefer": Task("multi3drefer", "multi", "descriptions", "id", _load_multi3drefer,
                          _parse_grounding(("scene_id", "ann_id")), _encode_boxes, _score_multi3drefer,
                          {"random": _random_proposal, "oracle-box": _oracle_multi3drefer},
-                         predict=_predict_language("multi3drefer"),
+                         **_language_hooks("multi3drefer"),
                          predictions_help='{"id": "scene0011_00|5", "boxes": [[cx,cy,cz,dx,dy,dz], ...]}'),
     "nr3d": Task("nr3d", "referit", "utterances", "id", _load_referit, _parse_referit, _encode_referit,
                  _score_referit, {"random": _random_referit, "oracle-box": _oracle_referit},
-                 predict=_predict_language("nr3d"),
+                 **_language_hooks("nr3d"),
                  predictions_help='{"id": "17", "object_id": 25} or {"id": "17", "correct": true}'),
     "sr3d": Task("sr3d", "referit", "utterances", "id", _load_referit, _parse_referit, _encode_referit,
                  _score_referit, {"random": _random_referit, "oracle-box": _oracle_referit},
-                 predict=_predict_language("sr3d"),
+                 **_language_hooks("sr3d"),
                  predictions_help='{"id": "17", "object_id": 25} or {"id": "17", "correct": true}'),
     # Geometry tasks: the model hook reconstructs each scene and writes the files geometry.py scores
     # (evaluation/model_geometry.py), returning {"path": ...} for predictions.jsonl.
