@@ -55,5 +55,6 @@ __all__ = [
     "point_loss",
     "regression_loss",
     "semantic_feature_loss",
+    "structural_consistency_loss",
     "stage2_loss",
 ]

@@ -7,7 +7,6 @@ of its ``patch_size x patch_size`` pixels. Eq. 4: ``T_3D = T'_lang + MLP(P_v)``.
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor, nn
 
 from vidllm_core.geometry.unproject import unproject_depth_to_world

@@ -26,7 +26,7 @@ import torch
 from torch import Tensor, nn
 
 from vidllm_core.errors import CheckpointError, ConfigError, VidLLMError
-from vidllm_core.io import write_json_atomic, write_text_atomic
+from vidllm_core.io import write_text_atomic
 from vidllm_core.training.recipe import ParamGroupSpec, Recipe
 
 STATE_FILE = "trainer_state.pt"

@@ -4,7 +4,6 @@ files (FORMATS.md sec. 8; AABB rule of Video-3D-LLM `extract_scannet_pcd.py:get_
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from dataclasses import dataclass

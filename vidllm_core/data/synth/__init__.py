@@ -22,4 +22,4 @@ from vidllm_core.data.synth.scene import Scene, load_layout, sample_scene, scene
 
 __all__ = ["CATEGORIES", "COLOURS", "Renderer", "Scene", "SceneData", "SynthConfig", "annotation_files", "build_scene",
            "generate_dataset", "load_layout", "read_annotations", "read_scene", "read_split", "sample_scene",
-           "scene_from_layout", "scene_mesh"]
+           "scene_from_layout", "scene_mesh", "write_gt_boxes"]
