@@ -38,7 +38,7 @@ fi
 # 1. the two teachers, side by side (one core each)
 t0=$(date +%s)
 log "geometry teacher (reconstruction losses) + semantic teacher (patch category / colour)"
-OMP_NUM_THREADS=1 run_stage train configs/geometry_teacher_demo.yaml geometry_teacher > "$RUNS/geometry_teacher.log" 2>&1 &
+OMP_NUM_THREADS=1 run_stage train configs/train_demo_geometry_teacher.yaml geometry_teacher > "$RUNS/geometry_teacher.log" 2>&1 &
 geo=$!
 if [ ! -f "$RUNS/semantic_teacher/model.safetensors" ]; then
     OMP_NUM_THREADS=1 "$BIN/python" scripts/train_semantic_teacher.py "$DATA" "$RUNS/semantic_teacher" \

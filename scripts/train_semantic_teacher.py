@@ -23,7 +23,10 @@ def main() -> int:
 
     from vidllm_core.data.benchmarks import read_scene_list
     from vidllm_core.errors import VidLLMError
-    from vidllm_core.training.semantic_teacher import SemanticTeacherSpec, train_semantic_teacher
+    from vidllm_core.training.semantic_teacher import (
+        SemanticTeacherSpec,
+        train_semantic_teacher,
+    )
 
     try:
         train = read_scene_list(args.data / "splits" / "synthrooms_train.txt")

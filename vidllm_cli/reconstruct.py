@@ -139,7 +139,8 @@ def command(
                                                       help="Also write 16-bit depth PNGs in millimetres.")] = None,
     frames: Annotated[Optional[int], typer.Option("--frames", min=1,
                                                   help="Frames to sample uniformly [default: the model's]")] = None,
-    model: Annotated[Optional[Path], typer.Option("--model", help="Model directory (vidllm init).")] = None,
+    model: Annotated[Optional[Path], typer.Option(
+        "--model", help="Model directory (vidllm init / train) [default: the shipped demo model].")] = None,
     vggt: Annotated[Optional[Path], typer.Option("--vggt", help="Official VGGT checkpoint (relative scale).")] = None,
     device: Annotated[str, typer.Option("--device", help="cpu or cuda.")] = "cpu",
     conf_percentile: Annotated[float, typer.Option("--conf-percentile", min=0.0, max=100.0,

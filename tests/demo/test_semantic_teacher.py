@@ -11,8 +11,14 @@ import pytest
 import torch
 from PIL import Image
 
-from vidllm_core.training.semantic_teacher import (IGNORE, SceneFrames, SemanticTeacherSpec, Vocab, patch_labels,
-                                                   train_semantic_teacher)
+from vidllm_core.training.semantic_teacher import (
+    IGNORE,
+    SceneFrames,
+    SemanticTeacherSpec,
+    Vocab,
+    patch_labels,
+    train_semantic_teacher,
+)
 
 VOCAB = Vocab(("room", "chair", "lamp"), ("red", "blue"))
 OBJECTS = {0: ("chair", "red"), 1: ("lamp", "blue")}

@@ -172,10 +172,28 @@ def test_non_finite_network_output_fails_cleanly(list_files, monkeypatch: pytest
     assert list_files(tmp_path) == []
 
 
-def test_no_model_asks_for_one(list_files, media: dict[str, Path], tmp_path: Path) -> None:
+def test_no_model_asks_for_one(list_files, media: dict[str, Path], tmp_path: Path,
+                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without --model the shipped demo model is used; an install without one fails in one line."""
+    import vidllm_core.assets
+
+    monkeypatch.setattr(vidllm_core.assets, "DEMO_MODEL_DIR", tmp_path / "no-demo-model")
     result = _run(media["good"], "-o", tmp_path / "x.ply")
-    assert result.exit_code != 0 and "--model DIR" in result.stderr
+    assert result.exit_code != 0 and "--model DIR" in result.stderr and "no shipped demo model" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and list_files(tmp_path) == []
+
+
+def test_default_model_is_the_shipped_one(fake: FakeModel, media: dict[str, Path], tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """No --model / --vggt: `load_model` is given the shipped demo model directory."""
+    from vidllm_core.assets import default_model_dir
+
+    seen = []
+    monkeypatch.setattr(cli_mod, "load_model", lambda model_dir, vggt, device: seen.append(
+        cli_mod.resolve_model(model_dir, vggt)) or fake)
+    result = _run(media["good"], "-o", tmp_path / "x.ply")
+    assert result.exit_code == 0, result.output
+    assert default_model_dir() is not None and seen == [default_model_dir()]
 
 
 def test_missing_model_dir(media: dict[str, Path], tmp_path: Path) -> None:
