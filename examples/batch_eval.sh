@@ -27,9 +27,8 @@ mkdir -p "$OUT"
 FR=()
 [ -n "${FRAMES:-}" ] && FR=(--frames "$FRAMES")
 
-# GT boxes ({scene: {object_id: box}}) and mesh.ply links (recon GT); random-box proposals = every GT box of a scene
-"$BIN/python" scripts/synth_gt_boxes.py "$DATA" >/dev/null
-"$BIN/python" - "$DATA/gt_boxes.json" "$OUT/proposals" <<'PY'
+# GT boxes ({scene: {object_id: box}}, written by `vidllm synth`); random-box proposals = every GT box of a scene
+"$BIN/python" - "$A/gt_boxes.json" "$OUT/proposals" <<'PY'
 import json, sys
 from pathlib import Path
 out = Path(sys.argv[2]); out.mkdir(parents=True, exist_ok=True)
@@ -47,7 +46,7 @@ ev() {  # NAME TASK ARGS... -> OUT/NAME.json (metrics), timing in OUT/NAME.time
     echo $(( $(date +%s) - t0 )) > "$OUT/$name.time"
 }
 M=(--model "$MODEL" --scenes "$SCENES" "${FR[@]}")
-GT=(--gt-boxes "$DATA/gt_boxes.json")
+GT=(--gt-boxes "$A/gt_boxes.json")
 if [ "${TABLE_ONLY:-0}" != 1 ]; then
 # recon is the slowest task (GT down-sampling): run it beside the others (2 cores), on the first LIMIT_RECON scenes
 head -n "$LIMIT_RECON" "$LIST" > "$OUT/recon_scenes.txt"

@@ -30,7 +30,6 @@ if [ ! -f "$DATA/synthrooms.json" ]; then
     log "generating synthrooms"
     "$BIN/vidllm" synth "$DATA" --scenes 360 --seed 0 --split-ratios 0.8,0.05,0.15
 fi
-"$BIN/python" scripts/synth_gt_boxes.py "$DATA"   # GT boxes for grounding + mesh.ply links for recon eval
 if [ ! -f "$RUNS/demo_init/tokenizer/tokenizer.json" ]; then
     "$BIN/vidllm" init --preset demo --seed 0 -o "$RUNS/demo_init"   # its tokenizer serves the language branch
 fi
