@@ -7,6 +7,8 @@ from collections.abc import Callable
 
 import pytest
 
+from vidllm_core.models.vidllm import VidLLM
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
@@ -92,3 +94,17 @@ def tiny_video(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201 - Path
         writer.send(np.ascontiguousarray(frame))
     writer.close()
     return path
+
+
+@pytest.fixture
+def count_vision(monkeypatch) -> list[int]:  # noqa: ANN001
+    """Counts calls of the vision pass (`VidLLM.encode_scene`)."""
+    calls = [0]
+    real = VidLLM.encode_scene
+
+    def counted(self, images):  # noqa: ANN001, ANN202
+        calls[0] += 1
+        return real(self, images)
+
+    monkeypatch.setattr(VidLLM, "encode_scene", counted)
+    return calls

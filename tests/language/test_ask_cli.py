@@ -27,19 +27,6 @@ def one_error_line(result, text: str) -> None:  # noqa: ANN001
     assert "Traceback" not in result.output
 
 
-@pytest.fixture
-def count_vision(monkeypatch) -> list[int]:  # noqa: ANN001
-    calls = [0]
-    real = VidLLM.encode_scene
-
-    def counted(self, images):  # noqa: ANN001, ANN202
-        calls[0] += 1
-        return real(self, images)
-
-    monkeypatch.setattr(VidLLM, "encode_scene", counted)
-    return calls
-
-
 def test_ask_twice_uses_one_vision_pass(tiny_model_dir, tiny_video, tmp_path, count_vision):  # noqa: ANN001
     cache = tmp_path / "cache"
     first = invoke("ask", tiny_video, "How many chairs?", "-q", "Is there a bed?", "--model", tiny_model_dir,

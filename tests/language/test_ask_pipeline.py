@@ -27,20 +27,6 @@ def scene(model, tiny_video):  # noqa: ANN001, ANN201 - PreparedScene (no cache)
     return encode_video(model, tiny_video, cache=None)
 
 
-@pytest.fixture
-def count_vision(monkeypatch) -> list[int]:  # noqa: ANN001
-    """Counts calls of the vision pass (`VidLLM.encode_scene`)."""
-    calls = [0]
-    real = VidLLM.encode_scene
-
-    def counted(self, images):  # noqa: ANN001, ANN202
-        calls[0] += 1
-        return real(self, images)
-
-    monkeypatch.setattr(VidLLM, "encode_scene", counted)
-    return calls
-
-
 def test_generation_from_a_video_end_to_end(model, scene):  # noqa: ANN001
     from vidllm_core.pipelines.language import ask
 
