@@ -91,7 +91,7 @@ def load_model(model_dir: Optional[Path], vggt: Optional[Path], device: str) -> 
     if model_dir is not None:
         from vidllm_core.models.vidllm import VidLLM
 
-        return VidLLM.from_pretrained(model_dir).to(device).eval()
+        return VidLLM.from_pretrained(model_dir, language=False).to(device).eval()
     try:
         from vidllm_core.convert.vggt import VGGT_1B_MODEL_CONFIG, build_from_official, load_official_checkpoint
         from vidllm_core.geometry.pose_encoding import pose_encoding_to_extri_intri  # noqa: F401

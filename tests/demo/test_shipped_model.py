@@ -29,3 +29,17 @@ def test_shipped_model_counts_in_room_mp4(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     answer = json.loads(result.stdout)["answers"][0]["answer"].strip().lower().rstrip(".")
     assert answer in q["answers"], f"{q['question']!r}: model said {answer!r}, truth {q['answers']}"
+
+
+def test_vision_only_loading_gives_the_same_reconstruction() -> None:
+    """`from_pretrained(language=False)` (what `reconstruct` and geometry evaluation use) skips the LLM only."""
+    import torch
+
+    from vidllm_core.models.vidllm import VidLLM
+
+    vision = VidLLM.from_pretrained(default_model_dir(), language=False)
+    full = VidLLM.from_pretrained(default_model_dir())
+    assert not vision.has_language and full.has_language
+    images = torch.rand(2, 3, 84, 112, generator=torch.Generator().manual_seed(0))
+    a, b = vision.reconstruct(images), full.reconstruct(images)
+    assert torch.equal(a["depth"], b["depth"]) and torch.equal(a["extrinsic"], b["extrinsic"])

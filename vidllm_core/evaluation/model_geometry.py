@@ -53,7 +53,7 @@ def load_model(model_dir: Path, ctx: EvalContext) -> Any:
     def build() -> Any:
         from vidllm_core.models.vidllm import VidLLM
 
-        model = VidLLM.from_pretrained(model_dir, device=ctx.device)
+        model = VidLLM.from_pretrained(model_dir, device=ctx.device, language=False)
         if ctx.model_variant == "no-alignment":
             model.config = replace(model.config, alignment=replace(model.config.alignment, enabled=False))
         elif ctx.model_variant is not None:

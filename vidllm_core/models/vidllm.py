@@ -298,8 +298,13 @@ class VidLLM(nn.Module):
         write_text_atomic(directory / CONFIG_FILE, self.config.to_json() + "\n")
 
     @classmethod
-    def from_pretrained(cls, directory: str | Path, device: str | torch.device = "cpu") -> "VidLLM":
-        """Load a model directory written by `save_pretrained` / `vidllm init`; returns the model in eval mode."""
+    def from_pretrained(cls, directory: str | Path, device: str | torch.device = "cpu",
+                        language: bool = True) -> "VidLLM":
+        """Load a model directory written by `save_pretrained` / `vidllm init`; returns the model in eval mode.
+
+        `language=False` loads the vision side only (reconstruction, depth, poses): the LLM is neither built nor read,
+        which skips importing transformers.
+        """
         directory = Path(directory)
         if not directory.is_dir():
             raise CheckpointError(f"model directory not found: {directory}")
@@ -308,7 +313,9 @@ class VidLLM(nn.Module):
         config = VidLLMConfig.from_file(directory / CONFIG_FILE)
         state = _read_safetensors(directory / WEIGHTS_FILE)
         tokenizer = None
-        if config.language is not None and config.language.llm and any(k.startswith("language.") for k in state):
+        if not language:
+            state = {k: v for k, v in state.items() if not k.startswith("language.")}
+        elif config.language is not None and config.language.llm and any(k.startswith("language.") for k in state):
             from vidllm_core.language.tokenizer import has_tokenizer_files, load_tokenizer
 
             if not has_tokenizer_files(directory / TOKENIZER_DIR):
