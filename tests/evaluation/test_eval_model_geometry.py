@@ -179,7 +179,7 @@ def test_oracle_model_scores_near_perfect(data: SimpleNamespace, tmp_path: Path,
     got = {}
     for task in ("depth", "pose", "recon"):
         oracle = OracleModel(data.scenes, SCENES)
-        monkeypatch.setattr(model_geometry, "load_model", lambda model_dir, ctx, o=oracle: o)
+        monkeypatch.setattr(model_geometry, "load_model", lambda model_dir, ctx, language=True, o=oracle: o)
         res = evaluate(task, data, tmp_path / task, "--model", data.model)
         assert res.exit_code == 0, res.output
         got[task] = json.loads(res.stdout)

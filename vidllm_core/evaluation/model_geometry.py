@@ -48,18 +48,19 @@ def check_scenes_dir(ctx: EvalContext, task: str) -> Path:
     return scenes
 
 
-def load_model(model_dir: Path, ctx: EvalContext) -> Any:
-    """The model of `model_dir` on `ctx.device` (loaded once per run), with `ctx.model_variant` applied."""
+def load_model(model_dir: Path, ctx: EvalContext, language: bool = True) -> Any:
+    """The model of `model_dir` on `ctx.device` (loaded once per run), with `ctx.model_variant` applied;
+    `language=False` loads the vision side only (the geometry tasks)."""
     def build() -> Any:
         from vidllm_core.models.vidllm import VidLLM
 
-        model = VidLLM.from_pretrained(model_dir, device=ctx.device, language=False)
+        model = VidLLM.from_pretrained(model_dir, device=ctx.device, language=language)
         if ctx.model_variant == "no-alignment":
             model.config = replace(model.config, alignment=replace(model.config.alignment, enabled=False))
         elif ctx.model_variant is not None:
             raise DataError(f"unknown model baseline {ctx.model_variant!r}; available: {', '.join(MODEL_VARIANTS)}")
         return model
-    return ctx.cached("model", build)
+    return ctx.cached("model" if language else "vision-model", build)
 
 
 def _run_signature(model_dir: Path, ctx: EvalContext, num_frames: int) -> dict:
@@ -132,7 +133,7 @@ def predict_scene(kind: str, model_dir: Path, item: Any, ctx: EvalContext) -> Ma
     scene = open_scene(scenes_dir, item.scene_id, Problems(strict=False))
     if not scene.frames:
         raise DataError(f"scene {item.scene_id}: no colour frames (NNNNN.jpg) in {scene.root}")
-    model = load_model(model_dir, ctx)
+    model = load_model(model_dir, ctx, language=False)
     num_frames = ctx.num_frames or preprocess_settings(model).num_frames
     pred_dir.mkdir(parents=True, exist_ok=True)
     ctx.cached("resume-guard", lambda: _guard_resume(pred_dir, _run_signature(model_dir, ctx, num_frames)))

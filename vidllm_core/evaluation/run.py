@@ -79,7 +79,7 @@ def model_predictions(task: Task, model_dir: Path, items: list, out_dir: Path, c
         from vidllm_core.evaluation.model_geometry import PREDICTIONS_SUBDIR, check_scenes_dir, load_model
 
         check_scenes_dir(ctx, task.name)            # bad input fails before the model loads or anything is written
-        load_model(model_dir, ctx)
+        load_model(model_dir, ctx, language=False)
         ctx.predictions_dir = Path(out_dir) / PREDICTIONS_SUBDIR
     by_id = {it.uid: it for it in items}
     predict = task.predict
