@@ -18,6 +18,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from vidllm_cli.common import console, fail, user_errors
+from vidllm_cli.scene import resolve_model as resolve_default_model
 
 # Without --model / --vggt the shipped demo model is used (vidllm_core.assets.default_model_dir); this message is for
 # an install that has none.
@@ -27,11 +28,7 @@ NO_MODEL_MESSAGE = ("no model given and no shipped demo model in this install: p
 
 def resolve_model(model_dir: Optional[Path], vggt: Optional[Path]) -> Optional[Path]:
     """--model, or the shipped demo model when neither --model nor --vggt is given."""
-    if model_dir is not None or vggt is not None:
-        return model_dir
-    from vidllm_core.assets import default_model_dir
-
-    return default_model_dir()
+    return model_dir if vggt is not None else resolve_default_model(model_dir)
 
 
 class _Preprocess:

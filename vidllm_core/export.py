@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from vidllm_core.errors import DataError
-from vidllm_core.io import atomic_path, write_json_atomic
+from vidllm_core.io import atomic_path, replace_dir, write_json_atomic
 
 CAMERAS_FORMAT = "vidllm-cameras"
 CAMERAS_VERSION = 1
@@ -200,13 +200,7 @@ def atomic_dir(target: str | os.PathLike) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
         yield tmp
-        old = None
-        if target.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=target.parent))
-            os.replace(target, old / "d")
-        os.replace(tmp, target)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        replace_dir(tmp, target)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,6 +32,22 @@ def atomic_path(target: str | os.PathLike, suffix: str | None = None) -> Iterato
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+def replace_dir(tmp: str | os.PathLike, target: str | os.PathLike) -> None:
+    """Move the finished folder `tmp` to `target`, replacing an existing `target` by renames (never half-written).
+
+    `tmp` (typically from `tempfile.mkdtemp` beside `target`, which makes it 0700) gets the usual umask-based mode.
+    """
+    tmp, target = Path(tmp), Path(target)
+    os.chmod(tmp, 0o777 & ~_umask())
+    if not target.exists():
+        os.replace(tmp, target)
+        return
+    old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=target.parent))
+    os.replace(target, old / target.name)
+    os.replace(tmp, target)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def _umask() -> int:

@@ -16,7 +16,6 @@ last, marks it complete, so an interrupted run redoes at most one scene):
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import tempfile
 from collections.abc import Mapping
@@ -123,7 +122,7 @@ def predict_scene(kind: str, model_dir: Path, item: Any, ctx: EvalContext) -> Ma
     from vidllm_core.data.video import sample_indices
     from vidllm_core.evaluation.geometry import prediction_path
     from vidllm_core.export import write_point_cloud
-    from vidllm_core.io import write_json_atomic
+    from vidllm_core.io import replace_dir, write_json_atomic
     from vidllm_core.pipelines.reconstruct import preprocess_settings, reconstruct_frames
 
     scenes_dir = check_scenes_dir(ctx, kind)
@@ -185,14 +184,7 @@ def predict_scene(kind: str, model_dir: Path, item: Any, ctx: EvalContext) -> Ma
             "metric": rec.metric, "network_resolution": [rec.width, rec.height],
             "preprocess": {"mode": rec.settings.mode, "image_size": rec.settings.image_size},
             **_run_signature(model_dir, ctx, num_frames)})
-        os.chmod(tmp, 0o755)   # mkdtemp makes it private; it becomes an ordinary output folder
-        old = None
-        if final.exists():   # an interrupted earlier attempt at this scene (its jsonl line was never written)
-            old = Path(tempfile.mkdtemp(prefix=f".{item.scene_id}.old.", dir=pred_dir))
-            os.replace(final, old / "d")
-        os.replace(tmp, final)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        replace_dir(tmp, final)   # replaces an interrupted earlier attempt (its jsonl line was never written)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)

@@ -25,7 +25,7 @@ from vidllm_core.data.synth.language import annotate_scene
 from vidllm_core.data.synth.render import Frame, Renderer
 from vidllm_core.data.synth.scene import Scene, load_layout, sample_room, sample_scene
 from vidllm_core.errors import ConfigError, DataError
-from vidllm_core.io import write_json_atomic, write_text_atomic
+from vidllm_core.io import replace_dir, write_json_atomic, write_text_atomic
 
 if TYPE_CHECKING:
     import trimesh
@@ -253,23 +253,12 @@ def write_scene(res: SceneResult, cfg: SynthConfig, scenes_dir: Path, split: str
         scene_mesh(res.scene).export(tmp / "mesh.ply")
         if cfg.video:
             _encode_video(tmp / "video.mp4", [fr.rgb for fr in res.frames], cfg.fps)
-        os.chmod(tmp, 0o755)
-        _replace_dir(tmp, target)
+        replace_dir(tmp, target)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     _link_posed_images(target, scenes_dir.parent / "posed_images", len(res.frames))
     return target
-
-
-def _replace_dir(tmp: Path, target: Path) -> None:
-    if target.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=target.parent))
-        os.replace(target, old / target.name)
-        os.replace(tmp, target)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, target)
 
 
 def _link_posed_images(scene_dir: Path, root: Path, n_frames: int) -> None:
@@ -288,8 +277,7 @@ def _link_posed_images(scene_dir: Path, root: Path, n_frames: int) -> None:
                 os.link(src, tmp / name)
             except OSError:
                 shutil.copyfile(src, tmp / name)
-        os.chmod(tmp, 0o755)
-        _replace_dir(tmp, root / sid)
+        replace_dir(tmp, root / sid)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
