@@ -28,16 +28,6 @@ POSE_KEYS = {"RRA@5", "RTA@5", "RRA@15", "RTA@15", "RRA@30", "RTA@30", "AUC@5", 
 RECON_KEYS = {"Acc", "Comp", "Prec", "Recall", "F-score"}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """On the shared 2-core machine the tiny model's forward is ~50x slower with 2 contending intra-op threads
-    (measured 2.5 s vs 0.05 s for 2 frames); restored afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def data(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
     """Two synthrooms scenes (4 frames of 64x48) with their GT mesh beside the posed images, and a tiny model."""

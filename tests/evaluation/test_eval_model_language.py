@@ -30,15 +30,6 @@ MAIN = {"scanqa": "EM@1", "sqa3d": "EM@1", "scan2cap": "CIDEr", "scanrefer": "Ac
         "nr3d": "overall", "sr3d": "overall"}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Two contending intra-op threads on the shared 2-core machine make the tiny model far slower; restored."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def data(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
     """Two synthrooms scenes (4 frames of 64x48, all annotations in the train split), their GT boxes as a
