@@ -1,6 +1,14 @@
 """Benchmark `vidllm ask` latency (paper Table 5: joint 1.6 s vs concatenation 2.7 s): first question on a video,
-a cached follow-up, and the concatenation pipeline (reconstruction model + a separate vision encoder of the same size
-over the same frames + the same LLM), all in one run at the demo preset (random weights: timing only).
+a cached follow-up, and the two concatenation pipelines of Table 5, all in one run (random weights: timing only):
+
+* concatenation (VGGT + LLaVA-3D): a reconstruction model (encoder + aggregator + heads, no adapter, no metric
+  depth) + the 3D LLM's own vision encoder over the same frames + 3D patches, voxel pooling and the same LLM;
+* concatenation-dagger (VGGT + LLaVA-3D with metric-scale alignment): the above + a standalone metric-depth model
+  (its own encoder + the same decoder) whose depth sets the scale, as the joint model's does.
+
+Every component has the joint model's size; the stages hand frames and geometry over in memory (a pipeline glued
+from separate tools would also decode the video and write depth maps once per tool, so this favours it).
+`benchmarks/flops.py` counts the same pipelines' FLOPs, up to the paper preset.
 
 Usage: .venv/bin/python benchmarks/ask.py [--preset demo] [--repeats 3] [--threads 1] [--max-new-tokens 8]
 Each number is the median of `--repeats` runs; every path includes reading + hashing the video. The machine is
@@ -13,6 +21,7 @@ import argparse
 import statistics
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -61,6 +70,7 @@ def main() -> None:
     from vidllm_core.language.pooling import voxel_pool
     from vidllm_core.models.build import build_model
     from vidllm_core.models.encoder import DinoEncoder
+    from vidllm_core.models.metric_depth import MetricDepthModel
     from vidllm_core.models.patch3d import Patch3DEmbedding, patch_centroids
     from vidllm_core.pipelines.language import ask
     from vidllm_core.pipelines.scene import encode_video
@@ -72,11 +82,21 @@ def main() -> None:
     model_dir = Path(tempfile.mkdtemp(prefix="vidllm-bench-"))
     build_model(config, seed=0)[0].save_pretrained(model_dir)
     model = VidLLM.from_pretrained(model_dir)  # as the CLI loads it (cache fingerprint = config + weights stat)
-    enc_cfg, lang = config.encoder, config.language
-    # the concatenation pipeline's own vision encoder (same size as the shared one) + its 3D-token MLP
-    second = DinoEncoder(img_size=enc_cfg.img_size, patch_size=enc_cfg.patch_size, embed_dim=enc_cfg.embed_dim,
-                         depth=enc_cfg.depth, num_heads=enc_cfg.num_heads, mlp_ratio=enc_cfg.mlp_ratio,
-                         num_register_tokens=enc_cfg.num_register_tokens).eval()
+    enc_cfg, lang, md = config.encoder, config.language, config.metric_depth
+
+    def encoder() -> DinoEncoder:  # a separate vision encoder of the shared one's size
+        return DinoEncoder(img_size=enc_cfg.img_size, patch_size=enc_cfg.patch_size, embed_dim=enc_cfg.embed_dim,
+                           depth=enc_cfg.depth, num_heads=enc_cfg.num_heads, mlp_ratio=enc_cfg.mlp_ratio,
+                           num_register_tokens=enc_cfg.num_register_tokens).eval()
+
+    # VGGT-like reconstruction model: same encoder / aggregator / heads, no Cross-Task Adapter, no metric depth
+    vggt = VidLLM(config.replace(adapter=replace(config.adapter, variant="none"), metric_depth=None,
+                                 language=None)).eval()
+    md_encoder = encoder()  # the standalone metric-depth model: its own encoder + the same decoder
+    md_decoder = MetricDepthModel(embed_dim=enc_cfg.embed_dim, features=md.features, out_channels=md.out_channels,
+                                  num_bins=md.num_bins, min_depth=md.min_depth, max_depth=md.max_depth,
+                                  patch_size=enc_cfg.patch_size).eval()
+    second = encoder()  # the 3D LLM's own vision encoder + its 3D-token MLP
     patch3d = Patch3DEmbedding(enc_cfg.embed_dim, config.patch3d.hidden_dim).eval()
     question = "How many chairs are in the room?"
 
@@ -98,26 +118,33 @@ def main() -> None:
             ask(model, scene.encoding, ["What color is the sofa?"], max_new_tokens=args.max_new_tokens)
 
         @torch.no_grad()
-        def concatenation() -> None:
+        def concatenation(metric: bool) -> None:
             file_sha256(video)  # same I/O as the joint path
             clip = read_frames(video, n)
             images = preprocess_images(list(clip.images), mode=config.input.mode, target_size=config.input.image_size,
                                        patch_size=enc_cfg.patch_size)
-            rec = model.reconstruct(images)  # the reconstruction model (its own encoder inside)
+            out = vggt(images.unsqueeze(0))  # 1. the reconstruction model: relative depth + cameras
             x = (images - model.image_mean) / model.image_std
-            feats = second(x)["x_norm_patchtokens"]  # the separate vision encoder over the same frames
-            xyz = patch_centroids(rec["world_points"], enc_cfg.patch_size).reshape(feats.shape[0], -1, 3)
+            if metric:  # 2. the metric-depth model over the same frames; its depth scales the reconstruction
+                grid = (images.shape[-2] // enc_cfg.patch_size, images.shape[-1] // enc_cfg.patch_size)
+                inter = md_encoder(x, intermediate_layers=list(enc_cfg.intermediate_layers))["intermediates"]
+                out["metric_depth"] = md_decoder(inter, grid, images.shape[-2:]).reshape(1, *images.shape[:1],
+                                                                                         *images.shape[-2:])
+            geometry = vggt.geometry(out)
+            feats = second(x)["x_norm_patchtokens"]  # 3. the 3D LLM: its own encoder, 3D patches, pooling, LLM
+            xyz = patch_centroids(geometry.world_points, enc_cfg.patch_size).reshape(feats.shape[0], -1, 3)
             tokens = patch3d(feats, xyz).reshape(1, -1, feats.shape[-1])
             pooled = voxel_pool(tokens, xyz.reshape(1, -1, 3), voxel_size=lang.voxel_size, budget=lang.token_budget,
                                 reduction=lang.pool_reduction)
             model.language.generate(pooled.tokens, pooled.xyz, pooled.mask, [P.scanqa_prompt(question)],
                                     max_new_tokens=args.max_new_tokens)
 
-        concatenation()  # warm-up (allocator, first-call overheads) for every path
+        concatenation(True)  # warm-up (allocator, first-call overheads) for every path
         joint_first()
         t_first = _median_time(joint_first, args.repeats)
         t_cached = _median_time(joint_cached, args.repeats)
-        t_concat = _median_time(concatenation, args.repeats)
+        t_concat = _median_time(lambda: concatenation(False), args.repeats)
+        t_dagger = _median_time(lambda: concatenation(True), args.repeats)
     import shutil
 
     shutil.rmtree(model_dir, ignore_errors=True)
@@ -131,8 +158,10 @@ def main() -> None:
     print(f"| joint, first question (vision pass + LLM) | {t_first:.2f} s | 1.00 |")
     print(f"| joint, cached follow-up (cache read + LLM) | {t_cached:.2f} s | {t_cached / t_first:.3f} "
           f"(first / cached = {t_first / t_cached:.1f}x) |")
-    print(f"| concatenation (reconstruction + separate encoder + LLM) | {t_concat:.2f} s | "
+    print(f"| concatenation (reconstruction model + 3D LLM with its own encoder) | {t_concat:.2f} s | "
           f"joint / concatenation = {t_first / t_concat:.2f} |")
+    print(f"| concatenation-dagger (+ standalone metric-depth model, scale alignment) | {t_dagger:.2f} s | "
+          f"joint / concatenation-dagger = {t_first / t_dagger:.2f} |")
 
 
 if __name__ == "__main__":

@@ -131,3 +131,30 @@ def test_init_with_a_local_llm(tiny_video, tmp_path):  # noqa: ANN001
                  "--max-new-tokens", 2)
     assert ask.exit_code == 0, ask.output
     assert json.loads(ask.stdout)["answers"][0]["question"] == "How many chairs?"
+
+
+def test_ask_interactive_answers_each_stdin_line_with_one_vision_pass(tiny_model_dir, tiny_video, tmp_path,
+                                                                      count_vision):
+    args = ["ask", str(tiny_video), "--model", str(tiny_model_dir), "--no-cache", "--json", "--max-new-tokens", "4"]
+    batch = runner.invoke(app, [*args, "How many chairs?", "-q", "Is there a bed?"])
+    assert batch.exit_code == 0, batch.output
+    expected = [a["answer"] for a in json.loads(batch.stdout)["answers"]]
+    session = runner.invoke(app, [*args, "--interactive"], input="How many chairs?\n\n   \nIs there a bed?\n")
+    assert session.exit_code == 0, session.output
+    lines = [json.loads(line) for line in session.stdout.splitlines() if line.strip()]
+    assert [r["question"] for r in lines] == ["How many chairs?", "Is there a bed?"]  # blank lines skipped
+    assert [r["answer"] for r in lines] == expected and all(r["answer_s"] >= 0 for r in lines)
+    assert count_vision[0] == 2  # one pass for the batch call, one for the whole interactive session
+
+
+def test_ask_interactive_reports_a_bad_line_and_goes_on(tiny_model_dir, tiny_video, tmp_path):
+    session = runner.invoke(app, ["ask", str(tiny_video), "Is there a bed?", "-i", "--model", str(tiny_model_dir),
+                                  "--no-cache", "--max-new-tokens", "2", "--json"],
+                            input="<scene> <eos>\n" + "x" * 100_000 + "\nexit\nnot read\n")
+    assert session.exit_code == 0, session.output
+    errors = [line for line in session.output.splitlines() if line.startswith("error:")]
+    assert errors == ["error: question is empty"]  # only reserved tokens: one line, and the session goes on
+    assert "longer than" in session.output  # the 100 KB line is cut with a warning, then answered
+    answered = [json.loads(line)["question"][:5] for line in session.stdout.splitlines() if line.strip()]
+    assert answered == ["Is th", "xxxxx"]  # the argument, then the long line; "exit" ends before "not read"
+    assert "Traceback" not in session.output

@@ -5,6 +5,8 @@ State-dict keys equal the official VGGT names (``aggregator.*``, ``camera_head.*
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 import torch
 from torch import nn
 
@@ -67,8 +69,9 @@ class VGGTReconstruction(nn.Module):
     ) -> dict[str, torch.Tensor | list[torch.Tensor]]:
         """Run the heads (float32, autocast off) on aggregator outputs; same keys as :meth:`forward`."""
         out: dict[str, torch.Tensor | list[torch.Tensor]] = {}
-        device_type = tokens[0].device.type
-        with torch.autocast(device_type=device_type, enabled=False):
+        device_type = tokens[0].device.type  # "meta": shape-only runs (benchmarks/flops.py) have no autocast
+        no_autocast = nullcontext() if device_type == "meta" else torch.autocast(device_type, enabled=False)
+        with no_autocast:
             tokens32 = [t.float() for t in tokens]
             if self.camera_head is not None:
                 poses = self.camera_head(tokens32)
