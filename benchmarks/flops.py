@@ -45,7 +45,7 @@ def vision_flops(preset: str, frames: int) -> dict[str, float]:
     config = config.replace(language=replace(config.language, llm={})) if config.language else config
     size = config.input.image_size
     with torch.device("meta"):
-        model = VidLLM(config).eval().requires_grad_(False)
+        model = VidLLM(config).to("meta").eval().requires_grad_(False)  # buffers some factories leave on CPU
         images = torch.empty(1, frames, 3, size, size)
     p = config.encoder.patch_size
     grid = (size // p, size // p)

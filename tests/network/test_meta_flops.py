@@ -20,7 +20,7 @@ def test_meta_forward_counts_the_flops_of_a_real_forward() -> None:
     counts, shapes = [], []
     for device in ("cpu", "meta"):
         with torch.device(device):
-            model = VidLLM(config).eval().requires_grad_(False)
+            model = VidLLM(config).to(device).eval().requires_grad_(False)
             images = torch.rand(1, 2, 3, 56, 56)
         counter = FlopCounterMode(display=False)
         with counter, sdpa_kernel(SDPBackend.MATH) if device == "cpu" else nullcontext():
