@@ -2,7 +2,7 @@
 # The whole demo-model recipe in one command (docs/training.md, "Demo model"): synthrooms data, the two small
 # teachers, Stage 1 (`vidllm distill`), Stage 2 (`vidllm train`), then the result is copied into the package
 # (vidllm_core/assets/demo/). Every stage resumes where it stopped when the script is run again.
-#   bash scripts/train_demo.sh            # about 50 min on 2 shared CPU cores (see docs/training.md for timings)
+#   bash scripts/train_demo.sh            # about 70 min on 2 CPU cores (see docs/training.md for timings)
 # Env: BIN (default .venv/bin), DATA (default data/synthrooms), RUNS (default runs), SHIP=0 to skip the copy.
 set -euo pipefail
 cd "$(dirname "$0")/.."
