@@ -326,8 +326,10 @@ def load_full_state(module: nn.Module, optimizer: torch.optim.Optimizer, model_s
         set_model_state_dict(module, model_sd, options=opts)
         set_optimizer_state_dict(module, optimizer, optim_sd, options=opts)
         return
+    from vidllm_core.models.vidllm import load_weights
+
     inner = module.module if isinstance(module, nn.parallel.DistributedDataParallel) else module
-    inner.load_state_dict(model_sd)
+    load_weights(inner, model_sd, "the checkpoint")  # strict; refills tied weights (LLM head) stored once
     optimizer.load_state_dict(optim_sd)
 
 
@@ -469,7 +471,7 @@ def restore(run: Run, ckpt: Path) -> None:
     model_sd, trainer, _ = read_checkpoint(ckpt)
     try:
         load_full_state(run.module, run.optimizer, model_sd, trainer["optimizer"], run.recipe.train.strategy)
-    except (RuntimeError, ValueError, KeyError) as exc:
+    except (RuntimeError, ValueError, KeyError, CheckpointError) as exc:
         raise CheckpointError(f"--resume: {ckpt} does not match this run: {str(exc).splitlines()[0]}") from None
     run.scheduler.load_state_dict(trainer["scheduler"])
     run.state = TrainState(**trainer["state"])
