@@ -22,6 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from vidllm_core.errors import DataError
+from vidllm_core.io import replace_dir
 from vidllm_core.models.aggregator import IMAGENET_MEAN, IMAGENET_STD
 from vidllm_core.models.encoder import DinoEncoder
 
@@ -228,9 +229,7 @@ def train_semantic_teacher(scenes_dir: str | Path, train_ids: Sequence[str], out
     try:
         save_file({k: v.detach().contiguous() for k, v in net.state_dict().items()}, str(tmp / "model.safetensors"))
         (tmp / "config.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
+        replace_dir(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
