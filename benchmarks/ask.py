@@ -18,6 +18,7 @@ shared, so ratios (measured in the same run) are the numbers to compare.
 from __future__ import annotations
 
 import argparse
+import copy
 import statistics
 import tempfile
 import time
@@ -69,9 +70,7 @@ def main() -> None:
     from vidllm_core.language.cache import SceneCache, file_sha256
     from vidllm_core.language.pooling import voxel_pool
     from vidllm_core.models.build import build_model
-    from vidllm_core.models.encoder import DinoEncoder
-    from vidllm_core.models.metric_depth import MetricDepthModel
-    from vidllm_core.models.patch3d import Patch3DEmbedding, patch_centroids
+    from vidllm_core.models.patch3d import patch_centroids
     from vidllm_core.pipelines.language import ask
     from vidllm_core.pipelines.scene import encode_video
 
@@ -82,22 +81,15 @@ def main() -> None:
     model_dir = Path(tempfile.mkdtemp(prefix="vidllm-bench-"))
     build_model(config, seed=0)[0].save_pretrained(model_dir)
     model = VidLLM.from_pretrained(model_dir)  # as the CLI loads it (cache fingerprint = config + weights stat)
-    enc_cfg, lang, md = config.encoder, config.language, config.metric_depth
-
-    def encoder() -> DinoEncoder:  # a separate vision encoder of the shared one's size
-        return DinoEncoder(img_size=enc_cfg.img_size, patch_size=enc_cfg.patch_size, embed_dim=enc_cfg.embed_dim,
-                           depth=enc_cfg.depth, num_heads=enc_cfg.num_heads, mlp_ratio=enc_cfg.mlp_ratio,
-                           num_register_tokens=enc_cfg.num_register_tokens).eval()
+    enc_cfg, lang = config.encoder, config.language
 
     # VGGT-like reconstruction model: same encoder / aggregator / heads, no Cross-Task Adapter, no metric depth
     vggt = VidLLM(config.replace(adapter=replace(config.adapter, variant="none"), metric_depth=None,
                                  language=None)).eval()
-    md_encoder = encoder()  # the standalone metric-depth model: its own encoder + the same decoder
-    md_decoder = MetricDepthModel(embed_dim=enc_cfg.embed_dim, features=md.features, out_channels=md.out_channels,
-                                  num_bins=md.num_bins, min_depth=md.min_depth, max_depth=md.max_depth,
-                                  patch_size=enc_cfg.patch_size).eval()
-    second = encoder()  # the 3D LLM's own vision encoder + its 3D-token MLP
-    patch3d = Patch3DEmbedding(enc_cfg.embed_dim, config.patch3d.hidden_dim).eval()
+    # the standalone metric-depth model (its own encoder + decoder) and the 3D LLM's own encoder + 3D-token MLP:
+    # copies of the joint model's modules, so each has its counterpart's size
+    md_encoder, md_decoder = copy.deepcopy(model.encoder), copy.deepcopy(model.metric_depth)
+    second, patch3d = copy.deepcopy(model.encoder), copy.deepcopy(model.patch3d)
     question = "How many chairs are in the room?"
 
     with tempfile.TemporaryDirectory() as tmp:
