@@ -115,18 +115,20 @@ def test_bad_input_is_a_clear_error():
         caption_scores({"a": "x"}, {"a": ["x"]}, pipeline="nope", with_meteor=False)
 
 
-def test_meteor_requested_without_java_or_extra_is_a_config_error():
+def test_java_meteor_requested_without_java_or_extra_is_a_config_error():
     if meteor_available():
         pytest.skip("pycocoevalcap and java are installed here")
     with pytest.raises(ConfigError, match="vidllm\\[coco\\]"):
-        caption_scores({"a": "x"}, {"a": ["x"]}, with_meteor=True)
-    assert "METEOR" not in caption_scores({"a": "x"}, {"a": ["x"]})  # auto mode leaves it out
+        caption_scores({"a": "x"}, {"a": ["x"]}, meteor_backend="java")
+    with pytest.raises(ConfigError, match="unknown METEOR backend"):
+        caption_scores({"a": "x"}, {"a": ["x"]}, meteor_backend="perl")
+    assert caption_scores({"a": "x"}, {"a": ["x"]})["METEOR"] == pytest.approx(1.0)  # pure Python by default
 
 
 @pytest.mark.skipif(not meteor_available(), reason="METEOR needs pycocoevalcap (pip install vidllm[coco]) and java")
 def test_meteor_equals_fixture_when_available(fixture_a):
     cands, refs = _inputs(fixture_a)
-    got = caption_scores(cands, refs, with_meteor=True)
+    got = caption_scores(cands, refs, meteor_backend="java")
     assert got["METEOR"] == pytest.approx(fixture_a["corpus_expected"]["METEOR"], abs=1e-6)
     for it in fixture_a["items"]:
         assert got["per_item"][it["id"]]["METEOR"] == pytest.approx(it["expected"]["METEOR"], abs=1e-6)

@@ -23,6 +23,7 @@ class EvalContext:
     train_annotations: list[Path] = field(default_factory=list)
     label_map: Path | None = None            # scannetv2-labels.combined.tsv (raw_category -> nyu40id)
     caption_pipeline: str | None = None
+    meteor_backend: str = "python"          # python (pure Python, no Java) | java (pycocoevalcap's METEOR 1.5 jar)
     depth_align: str = "none"               # none | median | lstsq (METRICS.md sec. 4)
     seed: int = 0
     all_records: list = field(default_factory=list)   # the whole annotation file (before --limit / --shard)

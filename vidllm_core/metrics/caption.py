@@ -1,8 +1,9 @@
-"""Captioning / open-ended QA n-gram metrics equal to pycocoevalcap 1.2 (BLEU-1..4, ROUGE-L, CIDEr-D, opt. METEOR).
+"""Captioning / open-ended QA n-gram metrics equal to pycocoevalcap 1.2 (BLEU-1..4, ROUGE-L, CIDEr-D) and METEOR.
 
 Reference: METRICS.md sec. 1 (pycocoevalcap 1.2 as called by ScanQA `scripts/score.py`, LLaVA-3D, Video-3D-LLM,
-Scan2Cap). BLEU, ROUGE-L and CIDEr-D are re-implemented here in pure Python from their definitions; METEOR needs
-METEOR 1.5 (Java) and is run through `pycocoevalcap` only when that optional extra and `java` are present.
+Scan2Cap). BLEU, ROUGE-L and CIDEr-D are re-implemented here in pure Python from their definitions. METEOR comes
+from the pure-Python `vidllm_core.metrics.meteor` by default (close to, not equal to, the jar: docs/metrics.md), or
+from METEOR 1.5 (Java) through `pycocoevalcap` with `meteor_backend="java"`.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 
 from vidllm_core.errors import ConfigError, DataError
+from vidllm_core.metrics.meteor import meteor
 from vidllm_core.metrics.qa import clean_answer
 from vidllm_core.metrics.tokenize_ptb import ptb_tokenize
 
@@ -261,19 +263,23 @@ def caption_scores(
     references: Mapping[str, Sequence[str]],
     pipeline: str = "coco",
     with_meteor: bool | None = None,
+    meteor_backend: str = "python",
 ) -> dict:
     """Corpus and per-item Bleu_1..4, ROUGE_L, CIDEr (+ METEOR) exactly as pycocoevalcap 1.2 computes them.
 
     candidates: {id: generated text}; references: {id: [reference texts]} with the same ids.
     pipeline: "coco" (PTB, default), "scan2cap" (sos/eos), "raw" (rstrip('.')), "llava3d" (clean_answer + PTB).
-    with_meteor: None = include METEOR when pycocoevalcap + java are available; True = require it; False = skip.
+    with_meteor: None or True = include METEOR, False = skip it. meteor_backend: "python" (pure Python, no Java;
+    close to the jar, see docs/metrics.md) or "java" (METEOR 1.5 through pycocoevalcap: needs Java + the extra).
     Returns {"Bleu_1".."Bleu_4", "ROUGE_L", "CIDEr", ["METEOR"], "per_item": {id: {same keys}}}; fractions, not x100.
     Corpus BLEU pools n-gram counts and corpus METEOR aggregates the jar's statistics (neither is a per-item mean);
     ROUGE_L and CIDEr are per-item means; CIDEr's IDF depends on the whole set of items passed in.
     """
-    if with_meteor is True and not meteor_available():
-        raise ConfigError("METEOR needs Java and the optional extra: pip install 'vidllm[coco]'")
-    use_meteor = meteor_available() if with_meteor is None else with_meteor
+    if meteor_backend not in ("python", "java"):
+        raise ConfigError(f"unknown METEOR backend {meteor_backend!r} (choose python or java)")
+    use_meteor = with_meteor is not False
+    if use_meteor and meteor_backend == "java" and not meteor_available():
+        raise ConfigError("the Java METEOR needs Java and the optional extra: pip install 'vidllm[coco]'")
     cands, refs = preprocess_captions(candidates, references, pipeline)
     bleu_corpus, bleu_items = bleu(cands, refs)
     rouge_corpus, rouge_items = rouge_l(cands, refs)
@@ -287,7 +293,7 @@ def caption_scores(
         for key in refs
     }
     if use_meteor:
-        meteor_corpus, meteor_items = _meteor(cands, refs)
+        meteor_corpus, meteor_items = _meteor(cands, refs) if meteor_backend == "java" else meteor(cands, refs)
         out["METEOR"] = meteor_corpus
         for key in refs:
             per_item[key]["METEOR"] = meteor_items[key]
