@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from vidllm_cli import ask, caption, distill, eval as eval_cmd, ground, init, reconstruct, synth, train
+from vidllm_cli import ask, caption, distill, eval as eval_cmd, ground, init, prepare, reconstruct, synth, train
 
 app = typer.Typer(
     name="vidllm",
@@ -27,3 +27,4 @@ _register("synth", synth, "Generate synthrooms: indoor videos with exact 3D grou
 _register("eval", eval_cmd, "Score predictions (or a model) on a benchmark with the official metric definitions.")
 _register("distill", distill, "Stage 1: dual-teacher distillation of the encoder and Cross-Task Adapter.")
 _register("train", train, "Stage 2: joint training of all modules.")
+app.add_typer(prepare.app, name="prepare", help="Prepare datasets (ScanNet: object boxes, axis alignment, index).")

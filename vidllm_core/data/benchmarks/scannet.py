@@ -172,40 +172,13 @@ def validate_frames(scene: ScanNetScene, problems: Problems) -> int:
 
 # --- GT object boxes -------------------------------------------------------------------------------------------
 
-def boxes_from_scannet_scan(scan_dir: str | os.PathLike, scene_id: str | None = None) -> dict[int, np.ndarray]:
-    """Axis-aligned GT boxes `{objectId: [cx, cy, cz, dx, dy, dz]}` (metres, aligned frame) from raw ScanNet files:
-    `<scene>_vh_clean_2.ply` vertices, `<scene>_vh_clean_2.0.010000.segs.json` and `<scene>.aggregation.json`,
-    after the `<scene>.txt` axis alignment (identity when absent)."""
-    import trimesh
+def boxes_from_scannet_scan(scan_dir: str | os.PathLike, scene_id: str | None = None, *,
+                            allow_missing_alignment: bool = False) -> dict[int, np.ndarray]:
+    """Axis-aligned GT boxes `{objectId: [cx, cy, cz, dx, dy, dz]}` (metres, aligned frame) from raw ScanNet files
+    (`scannet_scan.scan_objects`). A missing `<scene>.txt` is an error unless `allow_missing_alignment`."""
+    from vidllm_core.data.benchmarks.scannet_scan import scan_objects
 
-    root = Path(scan_dir)
-    scene_id = scene_id or root.name
-    ply = root / f"{scene_id}_vh_clean_2.ply"
-    segs_path = root / f"{scene_id}_vh_clean_2.0.010000.segs.json"
-    agg_path = root / f"{scene_id}.aggregation.json"
-    for p in (ply, segs_path, agg_path):
-        if not p.is_file():
-            raise DataError(f"no GT boxes for scene {scene_id}: {p} not found")
-    mesh = trimesh.load(ply, process=False, force="mesh")
-    verts = np.asarray(mesh.vertices, dtype=np.float64)
-    meta = root / f"{scene_id}.txt"
-    align = read_axis_alignment(meta) if meta.is_file() else None
-    if align is not None:
-        verts = verts @ align[:3, :3].T + align[:3, 3]
-    seg_indices = read_json(segs_path, "ScanNet segments").get("segIndices")
-    if not isinstance(seg_indices, list) or len(seg_indices) != len(verts):
-        raise DataError(f"{segs_path}: segIndices must list one segment per mesh vertex ({len(verts)})")
-    seg_indices = np.asarray(seg_indices)
-    groups = read_json(agg_path, "ScanNet aggregation").get("segGroups")
-    if not isinstance(groups, list):
-        raise DataError(f"{agg_path}: no segGroups list")
-    boxes: dict[int, np.ndarray] = {}
-    for g in groups:
-        mask = np.isin(seg_indices, np.asarray(g.get("segments", [])))
-        if mask.any():
-            lo, hi = verts[mask].min(0), verts[mask].max(0)
-            boxes[int(g["objectId"])] = np.concatenate([(lo + hi) / 2, hi - lo])
-    return boxes
+    return scan_objects(scan_dir, scene_id, allow_missing_alignment=allow_missing_alignment).boxes()
 
 
 def _boxes_array(value: object, where: str) -> np.ndarray:
