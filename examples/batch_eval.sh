@@ -79,14 +79,8 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from vidllm_core.metrics.qa import exact_match
 out, test, train = Path(sys.argv[1]), json.load(open(sys.argv[2])), json.load(open(sys.argv[3]))
-def qtype(q):
-    q = q.lower()
-    for key, name in (("how many", "counting"), ("what color", "colour"), ("is there", "existence"),
-                      ("where is", "location"), ("how tall", "size"), ("how long", "size"), ("how far", "distance"),
-                      ("what is", "relation")):
-        if q.startswith(key):
-            return name
-    return "other"
+def qtype(a):
+    return a["question_type"]  # synthrooms records carry their type (vidllm_core/data/synth/phrasing.py)
 def load(name):
     f = out / f"{name}.json"
     return json.loads(f.read_text()) if f.is_file() else None
@@ -108,15 +102,20 @@ if pf.is_file():
 maj_overall = Counter(a["answers"][0] for a in train).most_common(1)[0][0]
 by_type_train = defaultdict(Counter)
 for a in train:
-    by_type_train[qtype(a["question"])][a["answers"][0]] += 1
+    by_type_train[qtype(a)][a["answers"][0]] += 1
 rows = defaultdict(lambda: [0, 0.0, 0.0])
 for a in test:
-    t = qtype(a["question"])
+    t = qtype(a)
     rows[t][0] += 1
     rows[t][1] += exact_match(preds.get(a["question_id"], ""), a["answers"]) if preds else float("nan")
     rows[t][2] += exact_match(by_type_train[t].most_common(1)[0][0] if by_type_train[t] else maj_overall, a["answers"])
 by_type = {t: {"n": n, "model": m / n, "type_majority": b / n} for t, (n, m, b) in sorted(rows.items())}
 res["qa_by_type"] = by_type
+by_phrasing = defaultdict(lambda: [0, 0.0])
+for a in test:
+    by_phrasing[a["phrasing"]][0] += 1
+    by_phrasing[a["phrasing"]][1] += exact_match(preds.get(a["question_id"], ""), a["answers"]) if preds else float("nan")
+res["qa_by_phrasing"] = {p: {"n": n, "model": m / n} for p, (n, m) in by_phrasing.items()}
 times = {p.stem: int(p.read_text()) for p in out.glob("*.time")}
 res["seconds"] = times
 (out / "results.json").write_text(json.dumps(res, indent=1))
@@ -127,6 +126,8 @@ add = lambda t, m, a, b, bn: L.append(f"| {t} | {m} | {f(a)} | {f(b)} {bn if b i
 add("ScanQA (QA)", "EM@1", g(res["qa"], "EM@1"), g(res["qa_majority"], "EM@1"), "(majority answer)")
 for t, r in by_type.items():
     add(f"  {t} ({r['n']} q)", "EM@1", r["model"] if preds else None, r["type_majority"], "(majority of type)")
+for p, r in sorted(res["qa_by_phrasing"].items(), reverse=True):
+    add(f"  {p} phrasings ({r['n']} q)", "EM@1", r["model"] if preds else None, None, "")
 add("SQA3D", "EM@1", g(res["sqa3d"], "EM@1"), g(res["sqa3d_majority"], "EM@1"), "(majority answer)")
 add("Scan2Cap", "CIDEr", g(res["scan2cap"], "CIDEr", "C"), g(res["scan2cap_majority"], "CIDEr", "C"), "(majority caption)")
 for k in ("Acc@0.25", "Acc@0.5"):

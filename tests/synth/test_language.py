@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from vidllm_core.data.synth import CATEGORIES, read_annotations, read_split
+from vidllm_core.data.synth.phrasing import QUESTION_TYPE, parse
 
 PLURAL = {c.plural: name for name, c in CATEGORIES.items()}
 CAT = "|".join(sorted(CATEGORIES, key=len, reverse=True))
@@ -58,42 +59,62 @@ def test_scanqa_answers_follow_geometry(data: dict) -> None:
     for r in _all(data, "scanqa"):
         objs = data["objs"][r["scene_id"]]
         by_id = {o["id"]: o for o in objs}
-        q, ans = r["question"], r["answers"][0]
-        if m := re.fullmatch(r"how many (.+) are in the room\?", q):
-            cat = PLURAL[m[1]]
+        parsed = parse(r["question"])
+        assert parsed is not None, r["question"]
+        m, ans = parsed.slots, r["answers"][0]
+        assert r["question_type"] == QUESTION_TYPE[parsed.kind]
+        assert (r["phrasing"] == "heldout") == parsed.heldout
+        if parsed.kind == "counting":
+            cat = PLURAL[m["plural"]]
             assert int(ans) == sum(o["category"] == cat for o in objs)
             assert all(by_id[i]["visible"] for i in r["object_ids"])
             kinds.add("count")
-        elif m := re.fullmatch(r"what color is (.+)\?", q):
-            ids = resolve(m[1], objs)
+        elif parsed.kind == "colour":
+            ids = resolve(m["ref"], objs)
             assert len(ids) == 1 and ans == by_id[ids[0]]["colour"] and r["object_ids"] == ids
             kinds.add("colour")
-        elif m := re.fullmatch(r"is there a (.+) in the room\?", q):
-            assert ans == ("yes" if any(o["category"] == m[1] for o in objs) else "no")
+        elif parsed.kind == "existence":
+            cat = m["a_cat"].split(" ", 1)[1]
+            assert ans == ("yes" if any(o["category"] == cat for o in objs) else "no")
             kinds.add("exist")
-        elif m := re.fullmatch(r"how tall is (.+)\?", q):
-            ids = resolve(m[1], objs)
+        elif parsed.kind == "height":
+            ids = resolve(m["ref"], objs)
             assert len(ids) == 1 and ans == f"{by_id[ids[0]]['size'][2]:.1f} meters"
             kinds.add("size")
-        elif m := re.fullmatch(r"how far is (.+) from (.+)\?", q):
-            a, b = resolve(m[1], objs), resolve(m[2], objs)
+        elif parsed.kind == "distance":
+            a, b = resolve(m["ref"], objs), resolve(m["ref2"], objs)
             assert len(a) == 1 and len(b) == 1
             assert ans == f"{np.linalg.norm(_xy(by_id[a[0]]) - _xy(by_id[b[0]])):.1f} meters"
             kinds.add("distance")
-        elif m := re.fullmatch(r"where is (.+)\?", q):
-            ids = resolve(m[1], objs)
+        elif parsed.kind == "location":
+            ids = resolve(m["ref"], objs)
             assert len(ids) == 1
             o = by_id[ids[0]]
             if ans.startswith("on the "):
                 assert by_id[o["support"]]["category"] == ans[7:]
             kinds.add("location")
-        elif m := re.fullmatch(r"what is next to (.+)\?", q):
-            ids = resolve(m[1], objs)
+        elif parsed.kind == "next_to":
+            ids = resolve(m["ref"], objs)
             assert len(ids) == 1 and by_id[r["object_ids"][1]]["category"] == ans
             kinds.add("relation")
         for i in r["object_ids"]:
             assert by_id[i]["visible"]
     assert {"count", "colour", "exist", "size", "distance", "location"} <= kinds
+
+
+def test_scanqa_phrasings_vary_and_held_out_ones_are_never_trained_on(data: dict) -> None:
+    train = data["recs"]["train"]["scanqa"]
+    assert all(r["phrasing"] == "template" for r in train)
+    counting = {r["question"].replace(parse(r["question"]).slots["plural"], "X") for r in train
+                if r["question_type"] == "counting"}
+    assert len(counting) >= 2, counting  # several training phrasings of one kind
+    assert "how many X are there?" in counting or len(counting) >= 3
+    for split in ("val", "test"):
+        recs = data["recs"][split]["scanqa"]
+        ids = {r["question_id"] for r in recs}
+        held = [r for r in recs if r["phrasing"] == "heldout"]
+        assert held and all(r["question_id"][:-1] in ids for r in held)  # each has its template twin
+        assert all(parse(r["question"]).heldout for r in held)
 
 
 def test_scanrefer_descriptions_are_unique(data: dict) -> None:

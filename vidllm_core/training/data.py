@@ -20,6 +20,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from vidllm_core.errors import DataError
+from vidllm_core.geometry.box_frame import BoxFrame, box_frame_from_scene
 
 _NUM = re.compile(r"^(\d+)\.(jpg|jpeg|png|txt)$", re.IGNORECASE)
 
@@ -167,23 +168,20 @@ def load_language_samples(annotations: dict[str, str], scene_ids: Sequence[str],
     return out
 
 
-def box_to_camera(box: Sequence[float], axis_align: np.ndarray, world_to_cam: np.ndarray) -> np.ndarray:
-    """Axis-aligned box [cx,cy,cz,dx,dy,dz] in the aligned ScanNet world -> the axis-aligned box enclosing it in a
-    camera frame (the frame of the model's reconstruction: the clip's first camera)."""
-    c, s = np.asarray(box[:3], dtype=np.float64), np.asarray(box[3:], dtype=np.float64)
-    signs = np.array([[i, j, k] for i in (-0.5, 0.5) for j in (-0.5, 0.5) for k in (-0.5, 0.5)])
-    corners = np.concatenate([c + signs * s, np.ones((8, 1))], axis=1)
-    cam = (world_to_cam @ np.linalg.inv(axis_align) @ corners.T).T[:, :3]
-    lo, hi = cam.min(0), cam.max(0)
-    return np.concatenate([(lo + hi) / 2, hi - lo])
+def box_frame_of_clip(scene: SceneIndex, first_frame: int) -> BoxFrame:
+    """The box frame (`geometry.box_frame`) of a clip: the reconstruction's world is the clip's first camera, which
+    the GT pose and the scene's axis alignment place in the benchmark frame of the GT boxes."""
+    return box_frame_from_scene(scene.axis_align @ scene.cam_to_world[first_frame])
 
 
 class SceneClips(Dataset):
     """One item per scene: an S-frame clip with GT geometry (and language samples when given).
 
     Item keys: images [S,3,H,W] float in [0,1]; depth [S,H,W] metres; valid [S,H,W] bool; extrinsics [S,3,4]
-    camera-from-world; intrinsics [S,3,3] at (H, W); scene_id str; prompts list[TaskPrompt]; boxes list of [1,6]
-    tensors (camera-0 frame) or None. `set_epoch` changes the random clip choice; uniform sampling ignores it.
+    camera-from-world; intrinsics [S,3,3] at (H, W); scene_id str; prompts list[TaskPrompt]; boxes list of [G,6]
+    tensors in the clip's box frame (`geometry.box_frame`) or None; box_frame [4,4] box frame from the
+    reconstruction world (the clip's first camera), which the model applies to its token positions. `set_epoch`
+    changes the random clip choice; uniform sampling ignores it.
     """
 
     def __init__(self, scenes_dir: str | Path, scene_ids: Sequence[str] | None = None, *, frames: int = 32,
@@ -242,9 +240,10 @@ class SceneClips(Dataset):
             chosen = [samples[j] for j in sorted(rng.choice(len(samples), min(len(samples),
                                                  self.max_language_samples), replace=False))] if samples else []
             item["prompts"] = [s.prompt for s in chosen]
+            frame = box_frame_of_clip(scene, int(idx[0]))
+            item["box_frame"] = torch.from_numpy(frame.box_from_world).float()
             item["boxes"] = [None if s.box_world is None else
-                             torch.from_numpy(box_to_camera(s.box_world, scene.axis_align, w2c[0])).float()[None]
-                             for s in chosen]
+                             torch.from_numpy(frame.boxes_from_scene(s.box_world)).float() for s in chosen]
         return item
 
 

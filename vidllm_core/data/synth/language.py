@@ -17,6 +17,7 @@ import numpy as np
 
 from vidllm_core.data.synth.catalog import CATEGORIES
 from vidllm_core.data.synth.camera import free_points
+from vidllm_core.data.synth.phrasing import QUESTION_TYPE, article, phrase
 from vidllm_core.data.synth.scene import Scene, SceneObject, rects_overlap
 
 REL_MARGIN = 0.3  # metres: a "closest"/"farthest"/"nearest" relation must win by this much
@@ -158,27 +159,29 @@ def _scene_key(scene_id: str) -> str:
 
 
 def scanqa(f: SceneFacts, split: str, rng: np.random.Generator) -> list[dict]:
-    """ScanQA records: counting, colour, existence, relation, location, size, distance."""
-    qs: list[tuple[str, list[str], list[SceneObject]]] = []
+    """ScanQA records: counting, colour, existence, relation, location, size, distance, each in one of several
+    phrasings (phrasing.py); val/test scenes add every question again in a held-out phrasing."""
+    qs: list[tuple[str, dict[str, str], list[str], list[SceneObject]]] = []
     vis = [o for o in f.objs if f.visible[o.id]]
     present = sorted({o.category for o in f.objs})
     for cat in present:
         inst = [o for o in f.objs if o.category == cat]
         if all(f.visible[o.id] for o in inst):
             n = len(inst)
-            qs.append((f"how many {CATEGORIES[cat].plural} are in the room?", [str(n), _NUM_WORDS[n] if n <= 10 else str(n)], inst))
+            qs.append(("counting", {"plural": CATEGORIES[cat].plural},
+                       [str(n), _NUM_WORDS[n] if n <= 10 else str(n)], inst))
     for o in vis:
         refs = f.refs(o, allow_colour=False)
         if refs:
             ref = refs[0]
-            qs.append((f"what color is {ref.phrase}?", [o.colour], [o]))
+            qs.append(("colour", {"ref": ref.phrase}, [o.colour], [o]))
         refs = f.refs(o)
         if not refs:
             continue
         ref = refs[int(rng.integers(len(refs)))]
         loc = f.location(o)
         if loc is not None:
-            qs.append((f"where is {ref.phrase}?", [loc], [o]))
+            qs.append(("location", {"ref": ref.phrase}, [loc], [o]))
         if o.category not in ("window", "door") and o.support is None:
             near = sorted(((f.gap(o, p), p) for p in vis if p.id != o.id and p.category != "window" and p.support is None),
                           key=lambda x: x[0])
@@ -186,30 +189,36 @@ def scanqa(f: SceneFacts, split: str, rng: np.random.Generator) -> list[dict]:
                 best = near[0]
                 rival = [g for g, p in near[1:] if p.category != best[1].category]
                 if not rival or rival[0] >= best[0] + REL_MARGIN:
-                    qs.append((f"what is next to {ref.phrase}?", [best[1].category], [o, best[1]]))
+                    qs.append(("next_to", {"ref": ref.phrase}, [best[1].category], [o, best[1]]))
         kids = [p for p in f.objs if p.support == o.id]
         if kids and all(f.visible[p.id] for p in kids):
             names = " and ".join(sorted({p.category for p in kids}))
-            qs.append((f"what is on {ref.phrase}?", [names], [o, *kids]))
+            qs.append(("on_top", {"ref": ref.phrase}, [names], [o, *kids]))
         if o.category not in ("window", "door"):
-            qs.append((f"how tall is {ref.phrase}?", [metres(float(o.size[2]))], [o]))
-            qs.append((f"how long is {ref.phrase}?", [metres(float(max(o.size[0], o.size[1])))], [o]))
+            qs.append(("height", {"ref": ref.phrase}, [metres(float(o.size[2]))], [o]))
+            qs.append(("length", {"ref": ref.phrase}, [metres(float(max(o.size[0], o.size[1])))], [o]))
     absent = [c for c in CATEGORIES if f.count[c] == 0 and c != "window"]
     for cat in list(rng.permutation([c for c in present if any(f.visible[o.id] for o in f.objs if o.category == c)]))[:3]:
-        qs.append((f"is there a {cat} in the room?", ["yes"], [o for o in f.objs if o.category == cat]))
+        qs.append(("existence", {"a_cat": article(cat)}, ["yes"], [o for o in f.objs if o.category == cat]))
     for cat in list(rng.permutation(absent))[:2]:
-        qs.append((f"is there a {cat} in the room?", ["no"], []))
+        qs.append(("existence", {"a_cat": article(cat)}, ["no"], []))
     floor = [o for o in vis if o.support is None and o.category not in ("window",)]
     pairs = [(a, b) for i, a in enumerate(floor) for b in floor[i + 1:]]
     for k in rng.permutation(len(pairs))[:4] if pairs else []:
         a, b = pairs[int(k)]
         ra, rb = f.refs(a), f.refs(b)
         if ra and rb:
-            qs.append((f"how far is {ra[0].phrase} from {rb[0].phrase}?", [metres(f.dist(a, b))], [a, b]))
+            qs.append(("distance", {"ref": ra[0].phrase, "ref2": rb[0].phrase}, [metres(f.dist(a, b))], [a, b]))
     key = _scene_key(f.scene.scene_id)
-    return [{"answers": ans, "object_ids": [o.id for o in objs], "object_names": [o.category for o in objs],
-             "question": q, "question_id": f"{split}-{key}-{k}", "scene_id": f.scene.scene_id}
-            for k, (q, ans, objs) in enumerate(qs)]
+    out = []
+    for k, (kind, slots, ans, objs) in enumerate(qs):
+        phrasings = [("template", "")] if split == "train" else [("template", ""), ("heldout", "h")]
+        for name, suffix in phrasings:
+            out.append({"answers": ans, "object_ids": [o.id for o in objs], "object_names": [o.category for o in objs],
+                        "question": phrase(kind, rng, heldout=name == "heldout", **slots),
+                        "question_id": f"{split}-{key}-{k}{suffix}", "scene_id": f.scene.scene_id,
+                        "question_type": QUESTION_TYPE[kind], "phrasing": name})
+    return out
 
 
 def _bearing(p: np.ndarray, yaw: float, q: np.ndarray) -> float:
