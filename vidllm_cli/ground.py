@@ -1,8 +1,10 @@
 """`vidllm ground`: 3D boxes (metres) of what a description refers to, from a video (paper Sec. 3.4 grounding head,
 issue 5 item 4); optionally drawn into the reconstructed point cloud (PLY / GLB) and onto the best frame (PNG).
 
-Boxes are axis-aligned `[cx, cy, cz, dx, dy, dz]` in the reconstruction's world frame (the first camera, OpenCV
-axes: y down), or, with `--gravity-align`, in a frame with z up and the floor at z = 0.
+Boxes are axis-aligned `[cx, cy, cz, dx, dy, dz]` in the box frame estimated from the reconstruction
+(`geometry.box_frame`: z up, x along the room's wall nearest the first camera's right axis, origin at the first
+camera), or, with `--gravity-align`, in the same axes shifted so the floor is at z = 0. The output states the frame
+and its 4x4 map from the reconstruction's world (the first camera, OpenCV axes).
 """
 
 from __future__ import annotations
@@ -54,9 +56,9 @@ def command(
     ply: Annotated[Optional[Path], typer.Option("--ply", help="Point cloud + box wireframes (.ply or .glb).")] = None,
     png: Annotated[Optional[Path], typer.Option("--png", help="Boxes drawn on the frame where best seen (.png).")] = None,
     multiple: Annotated[bool, typer.Option("--multiple", help="Zero, one or many targets (Multi3DRefer).")] = False,
-    proposals: Annotated[Optional[Path], typer.Option("--proposals", help="JSON list of candidate boxes (world "
-                                                                           "frame): choose among them.")] = None,
-    gravity_align: Annotated[bool, typer.Option("--gravity-align", help="Report boxes with z up, floor at z=0.")] = False,
+    proposals: Annotated[Optional[Path], typer.Option("--proposals", help="JSON list of candidate boxes (in the "
+                                                                           "output frame): choose among them.")] = None,
+    gravity_align: Annotated[bool, typer.Option("--gravity-align", help="Report boxes with the floor at z=0.")] = False,
     threshold: Annotated[Optional[float], typer.Option("--threshold", min=0.0, max=1.0,
                                                        help="Score kept with --multiple [default: the model's].")] = None,
     model: ModelOpt = None,
@@ -83,28 +85,31 @@ def command(
         props = _read_proposals(proposals) if proposals is not None else None
         net = load_language_model(model, device)  # type: ignore[arg-type]
         scene = encode(net, video, frames, open_cache(cache_dir, no_cache), device)
-        result = ground(net, scene.encoding, description, multiple=multiple, proposals=props, threshold=threshold)
-        boxes_world = result.boxes.astype(np.float64)
-        geometry = scene.encoding.geometry
-        gravity = None
-        boxes_out = boxes_world
-        if gravity_align:
-            from vidllm_core.pipelines.gravity import gravity_from_geometry, transform_boxes
+        from vidllm_core.geometry.box_frame import estimate_box_frame
 
-            gravity = gravity_from_geometry(geometry)
-            boxes_out = transform_boxes(boxes_world, gravity.transform)
+        geometry = scene.encoding.geometry
+        frame = estimate_box_frame(geometry)
+        if props is not None and gravity_align:
+            props = frame.boxes_from_scene(props)
+        result = ground(net, scene.encoding, description, multiple=multiple, proposals=props, threshold=threshold,
+                        frame=frame)
+        boxes_frame = result.boxes.astype(np.float64)  # box frame
+        out_from_world = frame.box_from_world
+        boxes_out = boxes_frame
+        frame_doc = frame.describe()
+        if gravity_align:
+            out_from_world = frame.scene_from_world
+            boxes_out = frame.boxes_to_scene(boxes_frame)
+            frame_doc = {"name": "gravity_aligned: z up, floor at z = 0, x/y along the room's walls",
+                         "source": frame.source, "from_reconstruction": np.round(out_from_world, 9).tolist()}
         if result.truncated:
             warn_truncated("description", net.language.max_question_tokens)
         record = {
-            "video": str(video), "description": result.description, "units": "metres",
-            "frame": "gravity_aligned" if gravity is not None else "world (first camera, OpenCV axes)",
+            "video": str(video), "description": result.description, "units": "metres", "frame": frame_doc,
             "metric": bool(geometry.metric), "scale": float(geometry.scale), "cached": scene.cached,
             "boxes": [{"box": [round(float(v), 4) for v in b], "score": round(float(s), 4)}
                       for b, s in zip(boxes_out, result.scores)],
         }
-        if gravity is not None:
-            record["gravity"] = {"transform": gravity.transform.round(6).tolist(), "method": gravity.method,
-                                 "floor_points": gravity.inliers}
         with contextlib.ExitStack() as stage:  # every output is renamed into place only if all succeed
             if output is not None:
                 tmp = stage.enter_context(atomic_path(output))
@@ -118,18 +123,17 @@ def command(
                 cols = scene.images.reshape(-1, 3)
                 keep = np.isfinite(pts).all(1) & (conf >= np.median(conf))
                 pts, cols = pts[keep], cols[keep]
-                if gravity is not None:
-                    pts = transform_points(pts.astype(np.float64), gravity.transform)
+                pts = transform_points(pts.astype(np.float64), out_from_world)
                 write_boxes_with_points(stage.enter_context(atomic_path(ply)), pts, cols, boxes_out)
             if png is not None:
                 from vidllm_core.pipelines.boxes_vis import best_view, draw_overlay
 
-                ext = geometry.extrinsic.double().cpu().numpy()
+                ext = geometry.extrinsic.double().cpu().numpy() @ np.linalg.inv(frame.box_from_world)  # cam <- box
                 intr = geometry.intrinsic.double().cpu().numpy()
                 h, w = scene.images.shape[1:3]
-                view = best_view(boxes_world[:1], ext, intr, h, w) if len(boxes_world) else 0
+                view = best_view(boxes_frame[:1], ext, intr, h, w) if len(boxes_frame) else 0
                 labels = [f"{s:.2f}" for s in result.scores]
-                img = draw_overlay(scene.images[view], boxes_world, ext[view], intr[view], labels)
+                img = draw_overlay(scene.images[view], boxes_frame, ext[view], intr[view], labels)
                 img.save(stage.enter_context(atomic_path(png)), format="PNG")
                 record["png_frame"] = scene.source_frames[view]
     if as_json:

@@ -223,16 +223,14 @@ def test_reconstruction_is_placed_by_the_first_gt_pose(data: SimpleNamespace, tm
     c2w_pred[:3, :3], c2w_pred[:3, 3] = ext[:, :3].T, -ext[:, :3].T @ ext[:, 3]
     c2w_gt = align @ np.loadtxt(scenes / SCENES[0] / "00000.txt")
     np.testing.assert_allclose(state.to_scene @ c2w_pred, c2w_gt, atol=1e-5)
-    # boxes: into the reconstruction and back (a 90-degree turn keeps an AABB exact)
-    state.to_scene = np.eye(4)
-    state.to_scene[:3, :3], state.to_scene[:3, 3] = _rot_z(90.0), [0.5, 1.0, -1.0]
+    # boxes: into the box frame and back, exactly, whatever the turn between camera and scene (issue 12)
     box = np.array([[1.0, 2.0, 0.5, 0.4, 1.2, 0.8]])
-    inside = language_hooks.to_reconstruction_frame(box, state)
-    np.testing.assert_allclose(inside[0, 3:], [1.2, 0.4, 0.8], atol=1e-12)   # x and y sizes swap
-    np.testing.assert_allclose(language_hooks.to_scene_frame(inside, state), box, atol=1e-12)
-    state.to_scene[:3, :3] = _rot_z(45.0)                                       # a rotated box grows
-    turned = language_hooks.to_scene_frame(box, state)[0]
-    np.testing.assert_allclose(turned[3:5], [1.6 / math.sqrt(2)] * 2, atol=1e-12)
+    for deg in (90.0, 45.0, -30.0):
+        state.to_scene = np.eye(4)
+        state.to_scene[:3, :3], state.to_scene[:3, 3] = _rot_z(deg), [0.5, 1.0, -1.0]
+        inside = language_hooks.to_box_frame(box, state)
+        assert sorted(inside[0, 3:]) == pytest.approx(sorted(box[0, 3:]), abs=1e-12)   # never inflated
+        np.testing.assert_allclose(language_hooks.to_scene_frame(inside, state), box, atol=1e-12)
 
 
 # --- Nr3D / Sr3D object choice -------------------------------------------------------------------------------------

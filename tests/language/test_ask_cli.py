@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -53,7 +54,8 @@ def test_ground_writes_json_ply_png(tiny_model_dir, tiny_video, tmp_path):  # no
                     tmp_path / "c", "-o", out, "--ply", ply, "--png", png, "--gravity-align")
     assert result.exit_code == 0, result.output
     rec = json.loads(out.read_text())
-    assert rec["units"] == "metres" and rec["frame"] == "gravity_aligned" and len(rec["boxes"]) == 1
+    assert rec["units"] == "metres" and rec["frame"]["name"].startswith("gravity_aligned") and len(rec["boxes"]) == 1
+    assert rec["frame"]["source"] == "estimated" and np.asarray(rec["frame"]["from_reconstruction"]).shape == (4, 4)
     box = rec["boxes"][0]["box"]
     assert len(box) == 6 and all(v > 0 for v in box[3:])
     mesh = trimesh.load(ply, process=False)

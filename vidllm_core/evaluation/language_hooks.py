@@ -9,13 +9,15 @@ answered. `scene_order` groups the records by scene so every scene is encoded ex
 
 Frames. The model's world is its first camera, in metres. `to_scene = A @ c2w_gt[a] @ w2c_pred[a]` maps it into the
 scene frame of the GT boxes and proposals (A: the `<scene>.txt` axis alignment, identity when absent; a: the first
-sampled frame with a finite GT pose). Boxes cross frames as the axis-aligned bounds of their 8 rotated corners
-(`pipelines.gravity.transform_boxes`). The scale stays the model's own.
+sampled frame with a finite GT pose). Grounding boxes and the Scan2Cap prompt box live in the box frame derived from
+it (`geometry.box_frame.box_frame_from_scene`: the scene frame up to a quarter turn about z and a shift), so boxes
+cross between it and the scene frame exactly, never as the inflated bounds of rotated corners. The scale stays the
+model's own.
 
 Per task (returned fields = the `--predictions` record of the task, the id is added by the writer):
     scanqa         {"answer"}                      `pipelines.language.ask`
     sqa3d          {"answer"}                      `ask` with the record's situation text
-    scan2cap       {"caption"[, "box"]}            the GT box (scene frame -> reconstruction frame) in the prompt;
+    scan2cap       {"caption"[, "box"]}            the GT box (scene frame -> box frame) in the prompt;
                                                    with `--proposals`: the proposal of highest IoU with the GT box is
                                                    captioned and returned as "box" (for m@kIoU)
     scanrefer      {"boxes": [box]}                `ground`; with `--proposals` the head picks one proposal
@@ -68,6 +70,12 @@ class EncodedScene:
             raise DataError(f"scene {self.scene_id}: none of the {len(self.frames)} sampled frames has a valid GT "
                             "pose, so boxes cannot be placed in the scene's frame")
         return self.to_scene
+
+    def box_frame(self) -> Any:
+        """The grounding box frame (`geometry.box_frame.BoxFrame`) placed by `to_scene`."""
+        from vidllm_core.geometry.box_frame import box_frame_from_scene
+
+        return box_frame_from_scene(self.require_frame())
 
 
 # --- run set-up --------------------------------------------------------------------------------------------------
@@ -165,20 +173,14 @@ def scene_for(model_dir: Path, scene_id: str, ctx: EvalContext) -> EncodedScene:
 
 # --- boxes -------------------------------------------------------------------------------------------------------
 
-def _transform(boxes: np.ndarray, transform: np.ndarray) -> np.ndarray:
-    from vidllm_core.pipelines.gravity import transform_boxes
-
-    return transform_boxes(np.asarray(boxes, dtype=np.float64).reshape(-1, 6), transform)
-
-
 def to_scene_frame(boxes: np.ndarray, state: EncodedScene) -> np.ndarray:
-    """Boxes [K, 6] from the reconstruction's world into the scene frame (AABB of the rotated box)."""
-    return _transform(boxes, state.require_frame())
+    """Boxes [K, 6] from the scene's box frame into the scene frame (exact: a quarter turn and a shift)."""
+    return state.box_frame().boxes_to_scene(boxes)
 
 
-def to_reconstruction_frame(boxes: np.ndarray, state: EncodedScene) -> np.ndarray:
-    """Boxes [K, 6] from the scene frame into the reconstruction's world (AABB of the rotated box)."""
-    return _transform(boxes, np.linalg.inv(state.require_frame()))
+def to_box_frame(boxes: np.ndarray, state: EncodedScene) -> np.ndarray:
+    """Boxes [K, 6] from the scene frame into the scene's box frame (exact), where the model grounds."""
+    return state.box_frame().boxes_from_scene(boxes)
 
 
 def _box_list(boxes: np.ndarray) -> list[list[float]]:
@@ -191,16 +193,16 @@ def _ground(model: Any, state: EncodedScene, text: str, multiple: bool,
     for the head to score, and the chosen ones are returned exactly as given."""
     from vidllm_core.pipelines.language import ground
 
-    frame = state.require_frame()
+    frame = state.box_frame()
     if proposals is None:
-        res = ground(model, state.encoding, text, multiple=multiple)
-        return _transform(res.boxes, frame)
+        res = ground(model, state.encoding, text, multiple=multiple, frame=frame)
+        return frame.boxes_to_scene(res.boxes)
     if not len(proposals):
         return np.zeros((0, 6))
     props = np.asarray(proposals, dtype=np.float64).reshape(-1, 6)
-    mapped = _transform(np.concatenate([props[:, :3], np.maximum(props[:, 3:], MIN_BOX_SIZE)], 1),
-                        np.linalg.inv(frame)).astype(np.float32)
-    res = ground(model, state.encoding, text, multiple=multiple, proposals=mapped)
+    mapped = frame.boxes_from_scene(np.concatenate([props[:, :3], np.maximum(props[:, 3:], MIN_BOX_SIZE)],
+                                                   1)).astype(np.float32)
+    res = ground(model, state.encoding, text, multiple=multiple, proposals=mapped, frame=frame)
     if not len(res.boxes):
         return np.zeros((0, 6))
     index = np.abs(mapped[None] - res.boxes[:, None].astype(np.float32)).sum(-1).argmin(1)
@@ -234,6 +236,9 @@ def predict_record(task: str, model_dir: Path, record: Any, ctx: EvalContext) ->
             answer = ""
         return {"answer": answer}
 
+    if task in PROPOSAL_TASKS:
+        ctx.note(grounding_mode(task, ctx.proposals_dir is not None))
+
     if task == "scan2cap":
         gt = np.asarray(ctx.gt_box(record.scene_id, record.object_id), dtype=np.float64)
         out: dict[str, Any] = {}
@@ -245,7 +250,7 @@ def predict_record(task: str, model_dir: Path, record: Any, ctx: EvalContext) ->
             iou = metric("box3d_iou_matrix")(gt[None], props)[0]
             target = props[int(np.argmax(iou))]
             out["box"] = [float(x) for x in target]
-        box = to_reconstruction_frame(np.concatenate([target[:3], np.maximum(target[3:], MIN_BOX_SIZE)]), state)[0]
+        box = to_box_frame(np.concatenate([target[:3], np.maximum(target[3:], MIN_BOX_SIZE)]), state)[0]
         prompt = _scan2cap_prompt(box)
         out["caption"] = L.answer_prompts(model, enc, [prompt], max_new_tokens=CAPTION_MAX_NEW_TOKENS,
                                           seed=ctx.seed)[0]
@@ -262,6 +267,19 @@ def predict_record(task: str, model_dir: Path, record: Any, ctx: EvalContext) ->
     gt = np.asarray([ctx.gt_box(record.scene_id, o) for o in candidates], dtype=np.float64).reshape(-1, 6)
     oid, iou = pick_object(pred[0] if len(pred) else None, candidates, gt)
     return {"object_id": oid, "iou": iou}
+
+
+def grounding_mode(task: str, proposals: bool) -> str:
+    """The metrics.json note naming how boxes were produced: `mode: proposals` or `mode: regression` (grounding),
+    `mode: proposals` or `mode: oracle` (Scan2Cap on the GT box)."""
+    if proposals:
+        return (f"mode: proposals ({task}: the answer is chosen among the --proposals boxes, scene frame; "
+                "Scan2Cap captions the proposal of highest IoU with the GT box)" if task == "scan2cap" else
+                f"mode: proposals ({task}: the grounding head scores the --proposals boxes and returns the chosen "
+                "ones exactly)")
+    if task == "scan2cap":
+        return "mode: oracle (scan2cap: the GT box is captioned; give --proposals DIR for the benchmark setting)"
+    return f"mode: regression ({task}: boxes regressed by the grounding head in the box frame, mapped exactly)"
 
 
 def _scan2cap_prompt(box: np.ndarray) -> Any:
@@ -292,5 +310,5 @@ def pick_object(pred: np.ndarray | None, object_ids: Sequence[int], gt_boxes: np
     return int(ids[best]), float(iou[best])
 
 
-__all__ = ["EncodedScene", "LANGUAGE_TASKS", "encode_posed_scene", "pick_object", "predict_record", "prepare_run",
-           "scene_for", "scene_order", "to_reconstruction_frame", "to_scene_frame"]
+__all__ = ["EncodedScene", "LANGUAGE_TASKS", "encode_posed_scene", "grounding_mode", "pick_object", "predict_record",
+           "prepare_run", "scene_for", "scene_order", "to_box_frame", "to_scene_frame"]

@@ -26,13 +26,12 @@ from vidllm_core.heads.grounding import GroundingHead, GroundingOutput, select_b
 from vidllm_core.language.pooling import PooledScene, voxel_pool
 from vidllm_core.language.prompts import TaskPrompt, chat_text
 from vidllm_core.language.tokenizer import GROUND, SCENE, ensure_special_tokens, load_tokenizer
-from vidllm_core.losses.grounding import box_iou_3d_pairwise, grounding_loss
+from vidllm_core.losses.grounding import grounding_loss, proposal_loss
 from vidllm_core.losses.language import IGNORE_INDEX, answer_cross_entropy, mask_prompt_labels
 
-__all__ = ["SceneLanguageModel", "SceneBatch", "PromptLike", "DEFAULT_PROPOSAL_IOU"]
+__all__ = ["SceneLanguageModel", "SceneBatch", "PromptLike"]
 
 PromptLike = str | TaskPrompt
-DEFAULT_PROPOSAL_IOU = 0.5  # a proposal is a positive when its IoU with a GT box reaches this (ScanRefer Acc@0.5)
 
 
 @dataclass
@@ -222,7 +221,7 @@ class SceneLanguageModel(nn.Module):
         padding positions are IGNORE_INDEX). For grounding items the LLM's last hidden state at the `<ground>`
         input token queries the grounding head; `grounding_loss` (Hungarian matching, L1 + IoU + objectness BCE)
         compares its Q boxes with `gt_boxes[b]` ([G_b, 6], G_b may be 0). With `proposals` (B tensors [P_b, 6]),
-        a proposal BCE term is added (positive when IoU with a GT box >= 0.5).
+        `losses.grounding.proposal_loss` is added (cross-entropy towards each GT box's best-IoU proposal).
         """
         targets = _targets(prompts, targets)
         if any(t is None for t in targets):
@@ -249,8 +248,9 @@ class SceneLanguageModel(nn.Module):
             if proposals is not None:
                 props = [proposals[r] for r in rows.tolist()]
                 logits = self.grounding_head.score_proposals(state, tokens[rows], xyz[rows], mask[rows], props)
-                p_loss = _proposal_loss(logits, props, gts)
+                p_loss, p_parts = proposal_loss(logits, props, gts)
                 parts["ground_proposal"] = p_loss.detach()
+                parts.update({f"ground_proposal_{k}": v for k, v in p_parts.items()})
                 g_total = g_total + p_loss
             terms["grounding"] = g_total
         return terms, parts
@@ -342,24 +342,6 @@ class SceneLanguageModel(nn.Module):
                 cand, scores = head.boxes[i].float(), torch.sigmoid(head.logits[i].float())
             results.append(select_boxes(cand, scores, flags[i], threshold))
         return results
-
-
-def _proposal_loss(logits: Sequence[Tensor], proposals: Sequence[Tensor], gts: Sequence[Tensor]) -> Tensor:
-    """Binary cross-entropy over all proposals: target 1 where the IoU with some GT box >= DEFAULT_PROPOSAL_IOU."""
-    flat_logits, flat_targets = [], []
-    for lg, props, gt in zip(logits, proposals, gts):
-        if lg.numel() == 0:
-            continue
-        props = props.to(lg).reshape(-1, 6)
-        if gt.shape[0]:
-            target = (box_iou_3d_pairwise(props, gt.to(lg)).amax(-1) >= DEFAULT_PROPOSAL_IOU).to(lg.dtype)
-        else:
-            target = torch.zeros_like(lg)
-        flat_logits.append(lg)
-        flat_targets.append(target)
-    if not flat_logits:
-        return sum((lg.sum() for lg in logits), torch.zeros((), device=gts[0].device if gts else None)) * 0.0
-    return F.binary_cross_entropy_with_logits(torch.cat(flat_logits), torch.cat(flat_targets))
 
 
 def _targets(prompts: Sequence[PromptLike], targets: Sequence[str | None] | None) -> list[str | None]:

@@ -16,6 +16,7 @@ from vidllm_core.losses.grounding import (
     box_l1_loss,
     grounding_loss,
     hungarian_match,
+    proposal_loss,
 )
 from vidllm_core.losses.language import IGNORE_INDEX, answer_cross_entropy, mask_prompt_labels
 from vidllm_core.losses.metric_depth import metric_depth_loss
@@ -48,6 +49,7 @@ __all__ = [
     "gradient_loss",
     "grounding_loss",
     "hungarian_match",
+    "proposal_loss",
     "mask_prompt_labels",
     "match_token_grid",
     "metric_depth_loss",

@@ -22,6 +22,7 @@ __all__ = [
     "box_iou_loss",
     "hungarian_match",
     "grounding_loss",
+    "proposal_loss",
 ]
 
 DEFAULT_GROUNDING_WEIGHTS: Mapping[str, float] = {"l1": 5.0, "iou": 2.0, "objectness": 1.0}
@@ -192,3 +193,39 @@ def grounding_loss(
     obj = F.binary_cross_entropy_with_logits(pred_logits, targets)
     total = w["l1"] * l1 + w["iou"] * iou + w["objectness"] * obj
     return total, {"l1": l1.detach(), "iou": iou.detach(), "objectness": obj.detach()}
+
+
+def proposal_loss(logits: Sequence[Tensor], proposals: Sequence[Tensor], gt_boxes: Sequence[Tensor]
+                  ) -> tuple[Tensor, dict[str, Tensor]]:
+    """Proposal-scorer loss: for each GT box, cross-entropy over the item's proposals with the proposal of highest
+    IoU as the target (the scorer learns to pick it), plus a binary cross-entropy that calibrates the scores for
+    the Multi3DRefer threshold (those best proposals positive, all others negative; every proposal negative for a
+    zero-target item).
+
+    Args:
+        logits: B tensors [P_b]. proposals: B tensors [P_b, 6]. gt_boxes: B tensors [G_b, 6].
+
+    Returns:
+        (CE + BCE, {"ce", "bce", "accuracy": share of GT boxes whose best proposal gets the highest logit}).
+        Items without proposals are skipped; an all-empty batch gives 0 (attached).
+    """
+    ces, flat_logits, flat_targets, hits = [], [], [], []
+    for lg, props, gt in zip(logits, proposals, gt_boxes):
+        if lg.numel() == 0:
+            continue
+        props, gt = props.to(lg).reshape(-1, 6), gt.to(lg).reshape(-1, 6)
+        target = torch.zeros_like(lg)
+        if gt.shape[0]:
+            best = box_iou_3d_pairwise(props, gt).argmax(0)  # [G]
+            target[best] = 1.0
+            ces.append(F.cross_entropy(lg[None].expand(len(best), -1), best, reduction="none"))
+            hits.append((lg.argmax() == best).to(lg.dtype))
+        flat_logits.append(lg)
+        flat_targets.append(target)
+    if not flat_logits:
+        zero = sum((lg.sum() for lg in logits), torch.zeros(())) * 0.0
+        return zero, {"ce": zero.detach(), "bce": zero.detach(), "accuracy": zero.detach()}
+    bce = F.binary_cross_entropy_with_logits(torch.cat(flat_logits), torch.cat(flat_targets))
+    ce = torch.cat(ces).mean() if ces else bce * 0.0
+    acc = torch.cat(hits).mean() if hits else bce.new_zeros(())
+    return ce + bce, {"ce": ce.detach(), "bce": bce.detach(), "accuracy": acc.detach()}

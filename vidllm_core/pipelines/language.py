@@ -2,8 +2,9 @@
 Sec. 4 tasks; prompts after LLaVA-3D / Video-3D-LLM, shared/docs/PROMPTS.md).
 
 Every function takes a `VidLLM` with its language branch and a `SceneEncoding` (`VidLLM.encode_scene`, or
-`pipelines.scene.encode_video` with the cache). Boxes are axis-aligned `[cx, cy, cz, dx, dy, dz]` in metres in the
-reconstruction's world frame (the first camera, OpenCV axes).
+`pipelines.scene.encode_video` with the cache). Boxes are axis-aligned `[cx, cy, cz, dx, dy, dz]` in metres: in the
+reconstruction's world frame (the first camera, OpenCV axes) for captioning, in a gravity-aligned box frame
+(`geometry.box_frame`) for grounding.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import numpy as np
 import torch
 
 from vidllm_core.errors import CheckpointError, DataError
+from vidllm_core.geometry.box_frame import BoxFrame, estimate_box_frame
 from vidllm_core.language import prompts as P
 from vidllm_core.models.vidllm import SceneEncoding, VidLLM
 
@@ -33,11 +35,13 @@ class Answer:
 
 @dataclass(frozen=True)
 class Grounding:
-    """boxes [K, 6] metres (best first), scores [K] in [0, 1]; truncated: the description was cut."""
+    """boxes [K, 6] metres (best first) in `frame` (a `geometry.box_frame.BoxFrame`), scores [K] in [0, 1];
+    truncated: the description was cut."""
 
     description: str
     boxes: np.ndarray
     scores: np.ndarray
+    frame: BoxFrame
     truncated: bool = False
 
 
@@ -107,10 +111,17 @@ def caption(model: VidLLM, enc: SceneEncoding, *, box: Sequence[float] | None = 
 
 
 def ground(model: VidLLM, enc: SceneEncoding, description: str, *, multiple: bool = False,
-           proposals: np.ndarray | torch.Tensor | None = None, threshold: float | None = None) -> Grounding:
+           proposals: np.ndarray | torch.Tensor | None = None, threshold: float | None = None,
+           frame: BoxFrame | None = None) -> Grounding:
     """Boxes the description refers to: the best one (ScanRefer), or all above `threshold` (Multi3DRefer,
-    `multiple=True`: possibly none). With `proposals` [P, 6] the answer is chosen among them."""
+    `multiple=True`: possibly none). With `proposals` [P, 6] the answer is chosen among them.
+
+    Boxes (and proposals) are axis-aligned in the box frame `frame` (`geometry.box_frame`: z up, walls along the
+    axes); without one it is estimated from the reconstruction (`estimate_box_frame`). The token positions are
+    moved into that frame before the grounding head reads them."""
     require_language(model)
+    if frame is None:
+        frame = estimate_box_frame(enc.geometry)
     lang = model.language
     prompt = P.grounding_prompt(description, multiple=multiple, tokenizer=lang.tokenizer,
                                 max_question_tokens=lang.max_question_tokens)
@@ -124,7 +135,7 @@ def ground(model: VidLLM, enc: SceneEncoding, description: str, *, multiple: boo
         cfg = model.config.language
         threshold = cfg.ground_threshold if cfg is not None else 0.5
     tokens, xyz, mask = _scene(enc)
-    boxes, scores = lang.ground(tokens, xyz, mask, [prompt], proposals=props, multiple=multiple,
-                                threshold=threshold)[0]
+    boxes, scores = lang.ground(tokens, frame.points_from_world(xyz), mask, [prompt], proposals=props,
+                                multiple=multiple, threshold=threshold)[0]
     return Grounding(description, boxes.float().cpu().numpy().reshape(-1, 6), scores.float().cpu().numpy().reshape(-1),
-                     prompt.truncated)
+                     frame, prompt.truncated)

@@ -71,24 +71,32 @@ class JointModule(nn.Module):
 
     def vl_terms(self, language: nn.Module, out: dict[str, Any], batch: dict[str, Any]
                  ) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
-        """Pool each item's 3D patch tokens (built on detached geometry) and score its prompts."""
-        tokens, xyz, masks, prompts, boxes = [], [], [], [], []
+        """Pool each item's 3D patch tokens (built on detached geometry) and score its prompts. Token positions
+        move into the item's box frame (`batch["box_frame"]`, where its GT boxes and proposals are)."""
+        tokens, xyz, masks, prompts, boxes, props = [], [], [], [], [], []
+        item_props = batch.get("proposals") or [[None] * len(p) for p in batch["prompts"]]
         for b, (item_prompts, item_boxes) in enumerate(zip(batch["prompts"], batch["boxes"])):
             if not item_prompts:
                 continue
             geometry = self.model.geometry(out, b)
             t3d, p3d = self.model.patch_tokens_3d(out["tokens_lang"][b], geometry)
             pooled = language.pool(t3d[None], p3d[None])
-            for p, box in zip(item_prompts, item_boxes):
-                tokens.append(pooled.tokens[0]), xyz.append(pooled.xyz[0]), masks.append(pooled.mask[0])
-                prompts.append(p), boxes.append(box)
+            frame = batch["box_frame"][b].to(pooled.xyz.dtype)
+            xyz_b = pooled.xyz[0] @ frame[:3, :3].T + frame[:3, 3]
+            for p, box, prop in zip(item_prompts, item_boxes, item_props[b]):
+                tokens.append(pooled.tokens[0]), xyz.append(xyz_b), masks.append(pooled.mask[0])
+                prompts.append(p), boxes.append(box), props.append(prop)
         m = max(t.shape[0] for t in tokens)
 
         def pad(x: Tensor) -> Tensor:
             return torch.cat([x, x.new_zeros(m - x.shape[0], *x.shape[1:])]) if x.shape[0] < m else x
 
+        proposals = None
+        if any(p is not None for p in props):
+            proposals = [p if p is not None else xyz[0].new_zeros(0, 6) for p in props]
         return language.loss_terms(torch.stack([pad(t) for t in tokens]), torch.stack([pad(x) for x in xyz]),
-                                   torch.stack([pad(k) for k in masks]), prompts, gt_boxes=boxes)
+                                   torch.stack([pad(k) for k in masks]), prompts, gt_boxes=boxes,
+                                   proposals=proposals)
 
 
 def to_device(batch: dict[str, Any], device: str) -> dict[str, Any]:
@@ -96,7 +104,7 @@ def to_device(batch: dict[str, Any], device: str) -> dict[str, Any]:
     for k, v in batch.items():
         if isinstance(v, Tensor):
             out[k] = v.to(device)
-        elif k == "boxes":
+        elif k in ("boxes", "proposals"):
             out[k] = [[None if x is None else x.to(device) for x in item] for item in v]
         else:
             out[k] = v
