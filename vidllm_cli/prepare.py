@@ -62,8 +62,8 @@ def scannet(
             warnings += check_annotations(out, {name: _load(name, path) for name, path in pairs})
         for line in warnings:
             print(f"warning: {line}", file=sys.stderr)
-        console.print(f"{out}: {len(report.prepared)} scene(s) prepared, {len(report.kept)} unchanged, "
-                      f"{len(report.failed)} failed")
+        print(f"{out}: {len(report.prepared)} scene(s) prepared, {len(report.unchanged)} unchanged, "
+              f"{len(report.failed)} failed", file=sys.stderr)
         if report.failed:
             print(f"error: {len(report.failed)} of {len(ids)} scene(s) failed to prepare (listed above; the others "
                   f"are in {out}/index.json)", file=sys.stderr)

@@ -22,11 +22,11 @@ MAX_EXAMPLES = 3
 
 @dataclass
 class PrepareReport:
-    """What a run did: scenes written now, scenes kept from an earlier run, failures (scene -> one line), and
+    """What a run did: scenes written now, scenes unchanged since an earlier run, failures (scene -> one line), and
     counted warnings (one line each) that the index also records."""
 
     prepared: list[str] = field(default_factory=list)
-    kept: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
 
@@ -106,7 +106,7 @@ def prepare_scannet(scans: str | os.PathLike, posed_images: str | os.PathLike, o
                     allow_missing_alignment: bool = False,
                     on_scene: Callable[[str, str], None] | None = None) -> PrepareReport:
     """Prepare `scene_ids` (default: every folder under `scans`) into `out`; `on_scene(scene_id, outcome)` is
-    called once per scene (outcome: prepared | kept | failed). Scenes of an earlier run stay in the index."""
+    called once per scene (outcome: prepared | unchanged | failed). Scenes of an earlier run stay in the index."""
     from vidllm_core.data.benchmarks.scannet import save_gt_boxes_file
     from vidllm_core.data.benchmarks.scannet_scan import read_label_map
     from vidllm_core.io import write_json_atomic
@@ -135,7 +135,7 @@ def prepare_scannet(scans: str | os.PathLike, posed_images: str | os.PathLike, o
             fingerprint = _fingerprint(scene_path(scans, scene_id), scene_path(posed, scene_id), scene_id)
             prev = _previous(target) if target.is_file() else None
             if prev is not None and prev.get("inputs") == fingerprint and prev.get("options") == options:
-                doc, outcome = prev, "kept"
+                doc, outcome = prev, "unchanged"
             else:
                 doc, outcome = _scene_doc(scans, posed, scene_id, labels, allow_missing_alignment, fingerprint,
                                           options), "prepared"
@@ -150,7 +150,7 @@ def prepare_scannet(scans: str | os.PathLike, posed_images: str | os.PathLike, o
         else:
             scenes[scene_id] = _entry(doc)
             failed.pop(scene_id, None)
-            (report.prepared if outcome == "prepared" else report.kept).append(scene_id)
+            (report.prepared if outcome == "prepared" else report.unchanged).append(scene_id)
             report.warnings.extend(_scene_warnings(doc))
         if on_scene is not None:
             on_scene(scene_id, outcome)
