@@ -1,4 +1,4 @@
-"""Benchmark loaders on the real records of ../shared/fixtures/benchmarks (counts and types per FORMATS.md)."""
+"""Benchmark loaders on the real records of tests/fixtures/benchmarks (counts and types per FORMATS.md)."""
 
 from __future__ import annotations
 
@@ -8,16 +8,21 @@ from pathlib import Path
 
 import pytest
 
+from tests.fixtures import BENCH, unpack_full_benchmarks
 from vidllm_core.data.benchmarks import (Problems, find_sqa3d_pair, load_multi3drefer, load_referit3d, load_scan2cap,
                                          load_scanqa, load_scanrefer, load_sqa3d, scan2cap_corpus, scene_path)
 from vidllm_core.data.benchmarks.referit3d import parse_stimulus_id
 from vidllm_core.data.benchmarks.sqa3d import sqa3d_question_type
 from vidllm_core.errors import DataError
 
-BENCH = Path(__file__).resolve().parents[2] / ".." / "shared" / "fixtures" / "benchmarks"
-FULL = BENCH / "full"
 SQA_Q = "sqa3d_v1_balanced_questions_test_scannetv2"
 SQA_A = "sqa3d_v1_balanced_sqa_annotations_test_scannetv2"
+
+
+@pytest.fixture(scope="module")
+def full(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The complete benchmark files, unpacked from their .xz copies."""
+    return unpack_full_benchmarks(tmp_path_factory.mktemp("full"))
 
 
 def _is_ints(xs) -> bool:
@@ -44,8 +49,8 @@ def test_scanqa_sample_types() -> None:
         qs[0].question = "x"  # frozen
 
 
-def test_scanqa_full_counts() -> None:
-    qs = load_scanqa(FULL / "ScanQA_v1.0_val.json")
+def test_scanqa_full_counts(full: Path) -> None:
+    qs = load_scanqa(full / "ScanQA_v1.0_val.json")
     assert len(qs) == 4675 and len({q.scene_id for q in qs}) == 71
     assert Counter(len(q.answers) for q in qs)[2] == 4649     # FORMATS.md: 4,649 / 4,675 have two answers
 
@@ -70,10 +75,10 @@ def test_sqa3d_sample_join() -> None:
         assert q.prompt == f"{q.situation} {q.question}"
 
 
-def test_sqa3d_full_counts_and_pairing() -> None:
-    q, a = find_sqa3d_pair([FULL / f"{SQA_A}.json", FULL / f"{SQA_Q}.json"])   # either order
+def test_sqa3d_full_counts_and_pairing(full: Path) -> None:
+    q, a = find_sqa3d_pair([full / f"{SQA_A}.json", full / f"{SQA_Q}.json"])   # either order
     assert q.name.startswith(SQA_Q) and a is not None and a.name.startswith(SQA_A)
-    assert find_sqa3d_pair([FULL / f"{SQA_Q}.json"])[1] == FULL / f"{SQA_A}.json"   # sibling found by name
+    assert find_sqa3d_pair([full / f"{SQA_Q}.json"])[1] == full / f"{SQA_A}.json"   # sibling found by name
     qs = load_sqa3d(q, a)
     assert len(qs) == 3519 and len({x.scene_id for x in qs}) == 67
     assert set(Counter(x.question_type for x in qs)) == {"what", "is", "how", "can", "which", "others"}
@@ -97,8 +102,8 @@ def test_scanrefer_samples_types() -> None:
         assert d.object_key == f"{d.scene_id}|{d.object_id}|{d.object_name}"
 
 
-def test_scanrefer_full_counts_and_scan2cap_corpus() -> None:
-    ds = load_scanrefer(FULL / "ScanRefer_filtered_test.json")
+def test_scanrefer_full_counts_and_scan2cap_corpus(full: Path) -> None:
+    ds = load_scanrefer(full / "ScanRefer_filtered_test.json")
     assert len(ds) == 5410 and len({d.scene_id for d in ds}) == 97
     objects = scan2cap_corpus(ds)
     assert len(objects) == 1103
@@ -106,7 +111,7 @@ def test_scanrefer_full_counts_and_scan2cap_corpus() -> None:
     ours = {o.key: list(o.references) for o in objects}
     for key, refs in derived.items():
         assert ours[key] == refs
-    assert len(load_scanrefer(FULL / "ScanRefer_filtered_val_sampled1000.json")) == 1000
+    assert len(load_scanrefer(full / "ScanRefer_filtered_val_sampled1000.json")) == 1000
 
 
 def test_scan2cap_from_corpus_file() -> None:
@@ -116,8 +121,8 @@ def test_scan2cap_from_corpus_file() -> None:
     assert len(load_scan2cap(BENCH / "scanrefer_test_sample.json")) == 5     # a ScanRefer list works too
 
 
-def test_nr3d_full_counts() -> None:
-    us = load_referit3d(FULL / "nr3d_test.csv")
+def test_nr3d_full_counts(full: Path) -> None:
+    us = load_referit3d(full / "nr3d_test.csv")
     assert len(us) == 7485 and len({u.scene_id for u in us}) == 130
     # FORMATS.md: easy 3,669 / hard 3,816 / view-dep 2,478 / view-indep 5,007
     assert sum(not u.hard for u in us) == 3669 and sum(u.hard for u in us) == 3816

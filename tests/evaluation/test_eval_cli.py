@@ -16,7 +16,8 @@ from vidllm_cli.main import app
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from test_scannet import make_scene, write_raw_scan  # noqa: E402
 
-BENCH = Path(__file__).resolve().parents[2] / ".." / "shared" / "fixtures" / "benchmarks"
+from tests.fixtures import BENCH  # noqa: E402
+
 SCANQA = BENCH / "scanqa_val_sample.json"
 SCANREFER = BENCH / "scanrefer_val_sample.json"
 runner = CliRunner()

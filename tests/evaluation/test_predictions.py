@@ -20,7 +20,8 @@ from vidllm_core.evaluation import TASKS, select, shard_index, write_predictions
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from test_scannet import make_scene  # noqa: E402
 
-BENCH = Path(__file__).resolve().parents[2] / ".." / "shared" / "fixtures" / "benchmarks"
+from tests.fixtures import BENCH  # noqa: E402
+
 runner = CliRunner()
 
 

@@ -12,6 +12,8 @@ import torch
 from scipy.spatial import cKDTree
 from typer.testing import CliRunner
 
+from tests.fixtures import TINY_A
+from tests.fixtures.tiny_a_weights import tiny_a_weights
 from vidllm_cli import reconstruct as cli_mod
 from vidllm_cli.main import app
 from vidllm_core.export import read_ply_vertices
@@ -250,12 +252,10 @@ def test_tiny_random_model_end_to_end(media: dict[str, Path], tmp_path: Path) ->
 def test_official_vggt_adapter_relative_scale(monkeypatch: pytest.MonkeyPatch, media: dict[str, Path],
                                               tmp_path: Path) -> None:
     """The --vggt path on the tiny official-format fixture: VGGT outputs -> cameras, depth, relative units."""
-    from safetensors.torch import load_file
-
     convert = pytest.importorskip("vidllm_core.convert.vggt")
-    fixture = Path(__file__).resolve().parents[2] / ".." / "shared" / "fixtures" / "vggt" / "tiny_a"
+    fixture = TINY_A
     config = json.loads((fixture / "config.json").read_text())["model"]
-    net = convert.build_from_official(config, load_file(str(fixture / "weights.safetensors"))).eval()
+    net = convert.build_from_official(config, tiny_a_weights()).eval()
     adapter = cli_mod._OfficialVGGTAdapter(net)
     adapter.preprocess_config = SimpleNamespace(mode="crop", image_size=56, num_frames=2)
     monkeypatch.setattr(cli_mod, "load_model", lambda *a: adapter)

@@ -3,23 +3,22 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
-from safetensors.numpy import load_file
+from safetensors.numpy import load
 
+from tests.fixtures import PREPROCESS as FIXTURE, read_xz
 from vidllm_core.data.preprocess import preprocess_images, preprocess_with_info
 
-FIXTURE = Path(__file__).resolve().parents[2] / ".." / "shared" / "fixtures" / "vggt" / "preprocess"
 NAMES = {"a": "a_74x49_rgb.png", "b": "b_60x90_rgba.png", "c": "c_1200x300_rgb.png", "d": "d_300x1200_rgb.png"}
 
 
 @pytest.fixture(scope="module")
 def reference() -> dict[str, np.ndarray]:
-    return load_file(str(FIXTURE / "outputs_uint8.safetensors"))
+    return load(read_xz(FIXTURE / "outputs_uint8.safetensors.xz"))
 
 
 def _open(key: str) -> Image.Image:

@@ -1,4 +1,4 @@
-"""Shared helpers for the metric tests: the fixture directory in ../shared (sibling of the repo)."""
+"""Shared helpers for the metric tests: the official evaluators' expected values in tests/fixtures/metrics."""
 
 from __future__ import annotations
 
@@ -7,14 +7,12 @@ from pathlib import Path
 
 import pytest
 
-FIXTURES = Path(__file__).resolve().parents[2] / ".." / "shared" / "fixtures" / "metrics"
+from tests.fixtures import METRICS
 
 
 @pytest.fixture(scope="session")
 def fixture_dir() -> Path:
-    if not FIXTURES.is_dir():
-        pytest.skip(f"metric fixtures not found at {FIXTURES}")
-    return FIXTURES
+    return METRICS
 
 
 @pytest.fixture(scope="session")

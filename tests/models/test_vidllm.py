@@ -1,20 +1,18 @@
 """The assembled Vid-LLM network: shapes, one-way gradient (Sec. 3.4), checkpoints, VGGT initialisation."""
 
 import json
-from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import load_file
 
+from tests.fixtures import TINY_A, VGGT
+from tests.fixtures.tiny_a_weights import tiny_a_weights
 from vidllm_core.config import VidLLMConfig
 from vidllm_core.convert.vggt import read_key_shapes_tsv, vggt_1b_model_config
 from vidllm_core.convert.vidllm_from_vggt import check_vggt_keys, init_from_vggt, vidllm_config_from_vggt
 from vidllm_core.errors import CheckpointError
 from vidllm_core.models.vidllm import VidLLM
-
-SHARED = Path(__file__).resolve().parents[2] / ".." / "shared"
-TINY_A = SHARED / "fixtures" / "vggt" / "tiny_a"
 
 
 @pytest.fixture(scope="module")
@@ -39,12 +37,12 @@ def test_forward_shapes_and_finiteness(tiny_model):
 def test_reconstruct_is_metric_and_consistent(tiny_model):
     tiny_model.eval()
     rec = tiny_model.reconstruct(torch.rand(3, 3, 42, 56))
-    assert rec["metric"] is True and rec["scale"] > 0
-    assert rec["depth"].shape == (3, 42, 56) and rec["extrinsic"].shape == (3, 3, 4)
+    assert rec.metric is True and rec.scale > 0
+    assert rec.depth.shape == (3, 42, 56) and rec.extrinsic.shape == (3, 3, 4)
     # world points are the aligned depth unprojected with the aligned cameras: back in camera 0 they have z = depth
-    rot, t = rec["extrinsic"][0, :, :3], rec["extrinsic"][0, :, 3]
-    cam0 = rec["world_points"][0] @ rot.T + t
-    torch.testing.assert_close(cam0[..., 2], rec["depth"][0], rtol=1e-4, atol=1e-5)
+    rot, t = rec.extrinsic[0, :, :3], rec.extrinsic[0, :, 3]
+    cam0 = rec.world_points[0] @ rot.T + t
+    torch.testing.assert_close(cam0[..., 2], rec.depth[0], rtol=1e-4, atol=1e-5)
 
 
 def test_one_way_gradient(tiny_model):
@@ -108,7 +106,7 @@ def test_initialised_from_vggt_reproduces_vggt():
     cfg = vidllm_config_from_vggt(model_cfg, base=VidLLMConfig.from_name("tiny"))
     torch.manual_seed(0)
     model = VidLLM(cfg)
-    report = init_from_vggt(model, load_file(str(TINY_A / "weights.safetensors")))
+    report = init_from_vggt(model, tiny_a_weights())
     assert report.ok and not report.dropped
     images = load_file(str(TINY_A / "inputs.safetensors"))["images"]
     ref = load_file(str(TINY_A / "outputs.safetensors"))
@@ -120,7 +118,7 @@ def test_initialised_from_vggt_reproduces_vggt():
 
 
 def test_paper_preset_consumes_every_vggt_1b_key():
-    key_shapes = read_key_shapes_tsv(SHARED / "fixtures" / "vggt" / "vggt_1b_keys.tsv")
+    key_shapes = read_key_shapes_tsv(VGGT / "vggt_1b_keys.tsv")
     cfg = vidllm_config_from_vggt(vggt_1b_model_config(), base=VidLLMConfig.from_name("paper"))
     assert cfg.encoder == VidLLMConfig.from_name("paper").encoder
     with torch.device("meta"):

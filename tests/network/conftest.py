@@ -3,26 +3,22 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
 
-SHARED = Path(__file__).resolve().parents[2] / ".." / "shared"
-VGGT_FIXTURES = SHARED / "fixtures" / "vggt"
-TINY_A = VGGT_FIXTURES / "tiny_a"
+from tests.fixtures import TINY_A
+from tests.fixtures.tiny_a_weights import tiny_a_weights
 
 
 @pytest.fixture(scope="session")
 def tiny_a() -> dict[str, Any]:
     from safetensors.torch import load_file
 
-    if not TINY_A.is_dir():
-        pytest.fail(f"fixture directory missing: {TINY_A}")
     return {
         "config": json.loads((TINY_A / "config.json").read_text())["model"],
-        "weights": load_file(str(TINY_A / "weights.safetensors")),
+        "weights": tiny_a_weights(),
         "inputs": load_file(str(TINY_A / "inputs.safetensors")),
         "outputs": load_file(str(TINY_A / "outputs.safetensors")),
     }

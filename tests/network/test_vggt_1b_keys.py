@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import torch
 
+from tests.fixtures import VGGT
 from vidllm_core.convert.vggt import VGGT_1B_MODEL_CONFIG, build_model, check_official_keys, read_key_shapes_tsv
-
-VGGT_FIXTURES = Path(__file__).resolve().parents[2] / ".." / "shared" / "fixtures" / "vggt"
 
 
 @pytest.fixture(scope="module")
 def key_shapes() -> dict[str, tuple[int, ...]]:
-    return read_key_shapes_tsv(VGGT_FIXTURES / "vggt_1b_keys.tsv")
+    return read_key_shapes_tsv(VGGT / "vggt_1b_keys.tsv")
 
 
 def test_vggt_1b_keys_and_shapes_all_consumed(key_shapes: dict[str, tuple[int, ...]]) -> None:
