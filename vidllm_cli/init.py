@@ -17,7 +17,9 @@ def command(
     vggt: Annotated[Optional[Path], typer.Option(help="Official VGGT checkpoint (model.pt / .safetensors).")] = None,
     dinov2: Annotated[Optional[Path], typer.Option(help="Hugging Face DINOv2(-with-registers) directory.")] = None,
     llm: Annotated[Optional[Path], typer.Option(help="Local Hugging Face causal-LM directory (weights + tokenizer) "
-                                                     "[default: tiny/demo build a random LLM; paper has none].")] = None,
+                                                     "[default: tiny/demo build a random LLM; paper needs --llm to train language tasks].")] = None,
+    clip: Annotated[Optional[Path], typer.Option(help="Hugging Face CLIP vision directory: Stage 1's semantic "
+                                                      "teacher, recorded in teachers.json with --vggt.")] = None,
     no_llm: Annotated[bool, typer.Option("--no-llm", help="Vision-only model (reconstruction, no ask/ground).")] = False,
     seed: Annotated[int, typer.Option(help="Seed of the random initialisation of parts not loaded.")] = 0,
     force: Annotated[bool, typer.Option(help="Overwrite an existing model directory.")] = False,
@@ -29,6 +31,8 @@ def command(
         fail("give either --llm or --no-llm, not both")
     if llm is not None and not llm.is_dir():
         fail(f"LLM directory not found: '{llm}'")
+    if clip is not None and not clip.is_dir():
+        fail(f"CLIP directory not found: '{clip}'")
     with user_errors():
         import logging
 
@@ -42,8 +46,12 @@ def command(
         config = VidLLMConfig.from_name(preset)
         with console.status(f"building the {preset} model"):
             model, notes = build_model(config, vggt=vggt, dinov2=dinov2, seed=seed, llm=llm, language=not no_llm)
+        from vidllm_core.training.stage1 import record_teachers
+
         try:
             model.save_pretrained(output)
+            if record_teachers(output, vggt, clip):
+                notes.append(f"Stage-1 teachers recorded in {output / 'teachers.json'}")
         except OSError as exc:
             fail(f"cannot write {output}: {exc.strerror or exc}")
     for line in notes:

@@ -17,6 +17,7 @@ from vidllm_core.data.benchmarks import (EVAL_TYPES, Problems, find_sqa3d_pair, 
 from vidllm_core.data.benchmarks.sqa3d import QUESTION_TYPES
 from vidllm_core.errors import DataError
 from vidllm_core.evaluation.context import EvalContext, metric
+from vidllm_core.tasks import TASK_SPECS
 
 Loader = Callable[[Sequence[Path], Problems], list]
 Parser = Callable[[dict, int], tuple[str, Any]]
@@ -47,6 +48,9 @@ class Task:
     prepare: Callable[[Path, Path, list, EvalContext], list] | None = None
     predictions_help: str = ""
     model_variants: Mapping[str, str] = field(default_factory=dict)
+    # Stage-2 training samples of one record: (record, GT-box lookup, max question tokens) -> list of
+    # `training.language_samples.LanguageSample`; None for tasks that are not trained on (geometry).
+    train: Callable[[Any, Any, int], list] | None = None
 
 
 # --- helpers -----------------------------------------------------------------------------------------------------
@@ -462,33 +466,42 @@ TASKS: dict[str, Task] = {
     "scanqa": Task("scanqa", "qa", "questions", "question_id", _load_scanqa, _parse_qa, _qa_encode,
                    lambda r, p, c: _score_qa(r, p, c, typed=False),
                    {"majority": lambda r, c: _qa_majority(r, c, _load_scanqa)},
-                   **_language_hooks("scanqa"),
+                   **_language_hooks("scanqa"), train=_train("qa_samples"),
+def _train(builder: str) -> Callable[[Any, Any, int], list]:
+    """The training-sample builder `builder` of `training/language_samples.py` (imported on first use: torch)."""
+    def build(record: Any, boxes: Any, limit: int) -> list:
+        from vidllm_core.training import language_samples
+
+        return getattr(language_samples, builder)(record, boxes, limit)
+    return build
+
+
                    predictions_help='{"question_id": "val-scene0011-0", "answer": "brown"}'),
     "sqa3d": Task("sqa3d", "qa", "questions", "question_id", _load_sqa3d, _parse_qa, _qa_encode,
                   lambda r, p, c: _score_qa(r, p, c, typed=True),
                   {"majority": lambda r, c: _qa_majority(r, c, _load_sqa3d)},
-                  **_language_hooks("sqa3d"),
+                  **_language_hooks("sqa3d"), train=_train("qa_samples"),
                   predictions_help='{"question_id": 220602000002, "answer": "piano"}'),
     "scan2cap": Task("scan2cap", "caption", "objects", "key", _load_scan2cap, _parse_caption, _encode_caption,
-                     _score_scan2cap, {"majority": _caption_majority}, **_language_hooks("scan2cap"),
+                     _score_scan2cap, {"majority": _caption_majority}, **_language_hooks("scan2cap"), train=_train("scan2cap_samples"),
                      predictions_help='{"key": "scene0707_00|3|trash_can", "caption": "...", "box": [cx,cy,cz,dx,dy,dz]}'),
     "scanrefer": Task("scanrefer", "grounding", "descriptions", "id", _load_scanrefer,
                       _parse_grounding(("scene_id", "object_id", "ann_id")), _encode_boxes, _score_scanrefer,
                       {"random": _random_proposal, "oracle-box": _oracle_scanrefer},
-                      **_language_hooks("scanrefer"),
+                      **_language_hooks("scanrefer"), train=_train("scanrefer_samples"),
                       predictions_help='{"id": "scene0707_00|3|3", "boxes": [[cx,cy,cz,dx,dy,dz]]}'),
     "multi3drefer": Task("multi3drefer", "multi", "descriptions", "id", _load_multi3drefer,
                          _parse_grounding(("scene_id", "ann_id")), _encode_boxes, _score_multi3drefer,
                          {"random": _random_proposal, "oracle-box": _oracle_multi3drefer},
-                         **_language_hooks("multi3drefer"),
+                         **_language_hooks("multi3drefer"), train=_train("multi3drefer_samples"),
                          predictions_help='{"id": "scene0011_00|5", "boxes": [[cx,cy,cz,dx,dy,dz], ...]}'),
     "nr3d": Task("nr3d", "referit", "utterances", "id", _load_referit, _parse_referit, _encode_referit,
                  _score_referit, {"random": _random_referit, "oracle-box": _oracle_referit},
-                 **_language_hooks("nr3d"),
+                 **_language_hooks("nr3d"), train=_train("referit_samples"),
                  predictions_help='{"id": "17", "object_id": 25} or {"id": "17", "correct": true}'),
     "sr3d": Task("sr3d", "referit", "utterances", "id", _load_referit, _parse_referit, _encode_referit,
                  _score_referit, {"random": _random_referit, "oracle-box": _oracle_referit},
-                 **_language_hooks("sr3d"),
+                 **_language_hooks("sr3d"), train=_train("referit_samples"),
                  predictions_help='{"id": "17", "object_id": 25} or {"id": "17", "correct": true}'),
     # Geometry tasks: the model hook reconstructs each scene and writes the files geometry.py scores
     # (evaluation/model_geometry.py), returning {"path": ...} for predictions.jsonl.
@@ -518,3 +531,7 @@ def task_names() -> list[str]:
 
 
 __all__ = ["EVAL_TYPES", "SceneItem", "TASKS", "Task", "get_task", "task_names"]
+if tuple(TASKS) != tuple(TASK_SPECS):  # the task names are declared once, in vidllm_core/tasks.py
+    raise RuntimeError(f"evaluation TASKS {tuple(TASKS)} differ from vidllm_core.tasks {tuple(TASK_SPECS)}")
+
+

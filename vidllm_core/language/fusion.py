@@ -232,6 +232,10 @@ class SceneLanguageModel(nn.Module):
                        output_hidden_states=bool(is_ground.any()), use_cache=False)
         terms = {"answer_ce": answer_cross_entropy(out.logits, batch.labels)}
         parts: dict[str, Tensor] = {}
+        tasks = [getattr(p, "task", None) for p in prompts]
+        for name in sorted({t for t in tasks if t}):  # logged per task (the answer cross-entropy of its items)
+            rows = [i for i, t in enumerate(tasks) if t == name]
+            parts[f"ce_{name}"] = answer_cross_entropy(out.logits[rows].detach(), batch.labels[rows])
         if bool(is_ground.any()):
             rows = torch.nonzero(is_ground).flatten()
             if gt_boxes is None or len(gt_boxes) != len(prompts):

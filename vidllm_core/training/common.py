@@ -335,11 +335,14 @@ def load_full_state(module: nn.Module, optimizer: torch.optim.Optimizer, model_s
 
 def save_checkpoint(out_dir: Path, *, model_state: dict[str, Tensor], config_json: str,
                     optimizer_state: dict[str, Any], scheduler_state: dict[str, Any], state: TrainState,
-                    recipe_json: str, extra_files: dict[str, Path] | None = None, preset: str = "") -> Path:
+                    recipe_json: str, extra_files: dict[str, Path] | None = None, preset: str = "",
+                    carried: dict[str, Tensor] | None = None) -> Path:
     """Write `checkpoints/step-N/` (config.json, model.safetensors [`model.*` keys, prefix dropped], extra.safetensors
     [every other key], trainer_state.pt) into a temporary folder, rename it into place, then point `latest` at it
     (atomic) and prune older checkpoints. The model files are also refreshed at OUT's top level, so OUT is a model
-    directory. On any error (disk full, read-only) the temporary folder is removed and older checkpoints remain."""
+    directory. `carried`: model tensors this run does not build (the LLM through Stage 1), written unchanged into
+    model.safetensors. On any error (disk full, read-only) the temporary folder is removed and older checkpoints
+    remain."""
     from safetensors.torch import save_file
 
     from vidllm_core.models.vidllm import weights_for_saving
@@ -350,6 +353,7 @@ def save_checkpoint(out_dir: Path, *, model_state: dict[str, Tensor], config_jso
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{name}-", dir=ckpt_root))
     try:
         model_keys = weights_for_saving({k[len("model."):]: v for k, v in model_state.items() if k.startswith("model.")})
+        model_keys.update(carried or {})
         extra = {k: v.contiguous() for k, v in model_state.items() if not k.startswith("model.")}
         meta = {"format": "pt", "vidllm_preset": preset}
         save_file(model_keys, str(tmp / "model.safetensors"), metadata=meta)
@@ -481,11 +485,35 @@ def restore(run: Run, ckpt: Path) -> None:
 def checkpoint(run: Run) -> Path | None:
     """Save (rank 0 writes; every rank takes part in FSDP gathers)."""
     model_sd, optim_sd = full_state_dicts(run.module, run.optimizer, run.recipe.train.strategy)
+    carry: "CarriedWeights | None" = None
+
+
+@dataclass(frozen=True)
+class CarriedWeights:
+    """Model tensors a stage keeps without building them (Stage 1 carries the LLM of its `--init` directory):
+    every key of `source` (a model.safetensors) starting with `prefix`, re-read at each save."""
+
+    source: Path
+    prefix: str
+
+    def keys(self) -> list[str]:
+        from safetensors import safe_open
+
+        with safe_open(str(self.source), framework="pt") as f:
+            return [k for k in f.keys() if k.startswith(self.prefix)]
+
+    def load(self) -> dict[str, Tensor]:
+        from safetensors import safe_open
+
+        with safe_open(str(self.source), framework="pt") as f:
+            return {k: f.get_tensor(k) for k in f.keys() if k.startswith(self.prefix)}
     path = None
     if run.dist.is_main:
         path = save_checkpoint(run.out_dir, model_state=model_sd, config_json=run.config_json,
                                optimizer_state=optim_sd, scheduler_state=run.scheduler.state_dict(),
                                state=run.state, recipe_json=run.recipe.to_json(), extra_files=run.extra_files,
+    if run.carry is not None:  # carried tensors are not part of the training module
+        model_sd = {k: v for k, v in model_sd.items() if not k.startswith(f"model.{run.carry.prefix}")}
                                preset=run.recipe.model.preset)
     if run.dist.distributed:
         import torch.distributed as dist

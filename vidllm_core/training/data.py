@@ -21,6 +21,7 @@ from torch.utils.data import Dataset
 
 from vidllm_core.errors import DataError
 from vidllm_core.geometry.box_frame import BoxFrame, box_frame_from_scene
+from vidllm_core.training.language_samples import LanguageSample, choose_samples
 
 _NUM = re.compile(r"^(\d+)\.(jpg|jpeg|png|txt)$", re.IGNORECASE)
 
@@ -130,44 +131,6 @@ def depth_to_output(depth_m: np.ndarray, info: Any, k_color: np.ndarray, k_depth
     return out
 
 
-@dataclass(frozen=True)
-class LanguageSample:
-    """One Stage-2 language item of a scene: a `TaskPrompt` and, for grounding, the GT box in the aligned world."""
-
-    prompt: Any
-    box_world: tuple[float, ...] | None = None
-
-
-def load_language_samples(annotations: dict[str, str], scene_ids: Sequence[str],
-                          max_question_tokens: int = 256) -> dict[str, list[LanguageSample]]:
-    """Join ScanQA questions (first answer as target) and ScanRefer descriptions (grounding with the GT box of
-    `gt_boxes`) to scenes by scene id. Unknown scenes are ignored; a ScanRefer object without a box is skipped."""
-    from vidllm_core.language.prompts import grounding_prompt, scanqa_prompt
-
-    wanted = set(scene_ids)
-    out: dict[str, list[LanguageSample]] = {s: [] for s in scene_ids}
-    if "scanqa" in annotations:
-        from vidllm_core.data.benchmarks import load_scanqa
-
-        for q in load_scanqa(annotations["scanqa"]):
-            if q.scene_id in wanted and q.answers:
-                out[q.scene_id].append(LanguageSample(scanqa_prompt(q.question, q.answers[0],
-                                                                    max_question_tokens=max_question_tokens)))
-    if "scanrefer" in annotations:
-        from vidllm_core.data.benchmarks import load_gt_boxes_file, load_scanrefer
-
-        if "gt_boxes" not in annotations:
-            raise DataError("data.annotations.scanrefer needs data.annotations.gt_boxes (GT boxes per scene)")
-        boxes = load_gt_boxes_file(annotations["gt_boxes"])
-        for d in load_scanrefer(annotations["scanrefer"]):
-            box = boxes.get(d.scene_id, {}).get(d.object_id)
-            if d.scene_id in wanted and box is not None:
-                out[d.scene_id].append(LanguageSample(
-                    grounding_prompt(d.description, max_question_tokens=max_question_tokens),
-                    tuple(float(v) for v in box)))
-    return out
-
-
 def box_frame_of_clip(scene: SceneIndex, first_frame: int) -> BoxFrame:
     """The box frame (`geometry.box_frame`) of a clip: the reconstruction's world is the clip's first camera, which
     the GT pose and the scene's axis alignment place in the benchmark frame of the GT boxes."""
@@ -187,7 +150,8 @@ class SceneClips(Dataset):
     def __init__(self, scenes_dir: str | Path, scene_ids: Sequence[str] | None = None, *, frames: int = 32,
                  sampling: str = "uniform", image_size: int = 518, mode: str = "short_side", patch_size: int = 14,
                  seed: int = 0, language: dict[str, list[LanguageSample]] | None = None,
-                 max_language_samples: int = 4, load_geometry: bool = True) -> None:
+                 max_language_samples: int = 4, load_geometry: bool = True,
+                 task_weights: dict[str, float] | None = None) -> None:
         root = Path(scenes_dir)
         if not root.is_dir():
             raise DataError(f"data.scenes folder not found: {root}")
@@ -200,6 +164,7 @@ class SceneClips(Dataset):
         self.patch_size, self.seed, self.epoch = patch_size, seed, 0
         self.language = language or {}
         self.max_language_samples = max_language_samples
+        self.task_weights = dict(task_weights or {})
         self.load_geometry = load_geometry
 
     def __len__(self) -> int:
@@ -237,10 +202,9 @@ class SceneClips(Dataset):
             item["intrinsics"] = torch.from_numpy(
                 np.stack([output_intrinsics(scene.intrinsic_color, info) for info in infos])).float()
             samples = self.language.get(scene.scene_id, [])
-            chosen = [samples[j] for j in sorted(rng.choice(len(samples), min(len(samples),
-                                                 self.max_language_samples), replace=False))] if samples else []
-            item["prompts"] = [s.prompt for s in chosen]
+            chosen = choose_samples(samples, self.max_language_samples, self.task_weights, rng) if samples else []
             frame = box_frame_of_clip(scene, int(idx[0]))
+            item["prompts"] = [s.prompt_in(frame) for s in chosen]
             item["box_frame"] = torch.from_numpy(frame.box_from_world).float()
             item["boxes"] = [None if s.box_world is None else
                              torch.from_numpy(frame.boxes_from_scene(s.box_world)).float() for s in chosen]

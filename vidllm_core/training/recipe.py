@@ -15,11 +15,13 @@ from typing import Any
 
 from vidllm_core.config import PRESETS, VidLLMConfig, _build
 from vidllm_core.errors import ConfigError
+from vidllm_core.tasks import LANGUAGE_TASKS
 
 STAGES = ("distill", "train")
 SAMPLING = ("uniform", "window", "random")
 PRECISIONS = ("auto", "fp32", "bf16")
 STRATEGIES = ("ddp", "fsdp")
+LLM_DTYPES = ("fp32", "bf16")
 
 
 @dataclass(frozen=True)
@@ -39,7 +41,10 @@ class DataSpec:
     `frames`: S frames per sample (paper: 32). `sampling`: uniform (paper, evenly spaced over the whole scene),
     window (S consecutive frames at a random start) or random (S random frames, sorted).
     `image_size`: short side in pixels (0 = the model's input.image_size); `mode`: short_side (paper) | crop | pad.
-    `annotations`: {"scanqa": path, "scanrefer": path, "gt_boxes": path}, Stage 2 language samples by scene id.
+    `annotations`: {task: file} for any training task of `vidllm_core.tasks` (scanqa, sqa3d, scan2cap, scanrefer,
+    multi3drefer, nr3d, sr3d), files as released, joined by scene id; "gt_boxes": a GT-boxes JSON (default: the
+    prepared folder's, when `scenes` is one). `task_weights`: {task: weight} (default 1; 0 leaves a task out): each
+    scene's `max_language_samples` items are drawn with probability proportional to their task's weight.
     """
 
     scenes: str = ""
@@ -50,6 +55,7 @@ class DataSpec:
     mode: str = "short_side"
     annotations: dict = field(default_factory=dict)
     max_language_samples: int = 4
+    task_weights: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -85,8 +91,10 @@ class TrainSpec:
     log_every: int = 1
     seed: int = 0
     precision: str = "auto"  # auto = bf16 autocast on CUDA, fp32 on CPU
-    strategy: str = "ddp"  # ddp | fsdp (multi-process only)
+    strategy: str = "ddp"  # ddp | fsdp (CUDA only; one FSDP unit per transformer block)
     num_workers: int = 0
+    activation_checkpointing: bool = False  # recompute each transformer block in the backward pass
+    llm_dtype: str = "fp32"  # fp32 | bf16 (CUDA): the dtype the LLM's weights are held in
 
 
 @dataclass(frozen=True)
@@ -203,7 +211,7 @@ class Recipe:
         return json.dumps(self.to_dict(), indent=2)
 
 
-ANNOTATION_KEYS = ("scanqa", "scanrefer", "gt_boxes")
+ANNOTATION_KEYS = (*LANGUAGE_TASKS, "gt_boxes")
 TEACHER_KINDS = ("vggt", "vidllm", "dino", "clip")
 
 
@@ -211,6 +219,9 @@ def validate_recipe(r: Recipe) -> None:
     """Cross-field checks; each failure is one ConfigError line naming the key."""
     if r.stage not in STAGES:
         raise ConfigError(f"stage must be one of {STAGES}, got {r.stage!r}")
+    bad = _non_finite(dataclasses.asdict(r))
+    if bad:  # YAML reads `.nan` / `.inf` as floats, which every `<= 0` check below lets through
+        raise ConfigError(f"{bad} must be a finite number")
     if r.model.preset not in PRESETS:
         raise ConfigError(f"model.preset must be one of {tuple(PRESETS)}, got {r.model.preset!r}")
     d, o, t = r.data, r.optim, r.train
@@ -227,6 +238,12 @@ def validate_recipe(r: Recipe) -> None:
         raise ConfigError(f"data.annotations: unknown key(s) {', '.join(bad)} (known: {', '.join(ANNOTATION_KEYS)})")
     if any(not isinstance(v, str) for v in d.annotations.values()):
         raise ConfigError("data.annotations values must be file paths (strings)")
+    for k, v in d.task_weights.items():
+        if k not in d.annotations or k == "gt_boxes":
+            raise ConfigError(f"data.task_weights.{k}: not a task of data.annotations "
+                              f"({', '.join(a for a in d.annotations if a != 'gt_boxes') or 'none'})")
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
+            raise ConfigError(f"data.task_weights.{k} must be a non-negative number, got {v!r}")
     if o.lr <= 0 or len(o.betas) != 2 or not all(0 <= b < 1 for b in o.betas):
         raise ConfigError("optim.lr must be > 0 and optim.betas two numbers in [0, 1)")
     if o.weight_decay < 0 or o.grad_clip < 0 or not 0 <= o.warmup_ratio < 1 or not 0 <= o.min_lr_ratio <= 1:
@@ -243,6 +260,8 @@ def validate_recipe(r: Recipe) -> None:
         raise ConfigError(f"train.precision must be one of {PRECISIONS}, got {t.precision!r}")
     if t.strategy not in STRATEGIES:
         raise ConfigError(f"train.strategy must be one of {STRATEGIES}, got {t.strategy!r}")
+    if t.llm_dtype not in LLM_DTYPES:
+        raise ConfigError(f"train.llm_dtype must be one of {LLM_DTYPES}, got {t.llm_dtype!r}")
     for name, spec in (("geometry_teacher", r.distill.geometry_teacher), ("semantic_teacher", r.distill.semantic_teacher)):
         if spec.kind not in TEACHER_KINDS:
             raise ConfigError(f"distill.{name}.kind must be one of {TEACHER_KINDS}, got {spec.kind!r}")
@@ -260,6 +279,21 @@ def validate_recipe(r: Recipe) -> None:
             raise ConfigError(f"stage2.weights.{k} must be a non-negative number, got {v!r}")
     if r.stage2.md_alpha < 0 or r.stage2.md_eps < 0:
         raise ConfigError("stage2.md_alpha and stage2.md_eps must be >= 0")
+
+
+def _non_finite(obj: Any, where: str = "") -> str | None:
+    """Dotted key of the first NaN / infinite number in a nested recipe dict, else None."""
+    import math
+
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return where or "value"
+    items = obj.items() if isinstance(obj, dict) else enumerate(obj) if isinstance(obj, (list, tuple)) else ()
+    for key, value in items:
+        found = _non_finite(value, f"{where}.{key}" if where and isinstance(key, str) else
+                            f"{where}[{key}]" if where else str(key))
+        if found:
+            return found
+    return None
 
 
 def _merge(base: dict[str, Any], overrides: dict[str, Any], where: str) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from torch import Tensor, nn
 from vidllm_core.losses import (distillation_loss, geometry_feature_loss, match_token_grid, semantic_feature_loss,
                                 structural_consistency_loss)
 from vidllm_core.models.vidllm import VidLLM
-from vidllm_core.training.common import (DistInfo, Run, build_optimizer, build_param_groups, build_scheduler,
+from vidllm_core.training.common import (CarriedWeights, DistInfo, Run, build_optimizer, build_param_groups, build_scheduler,
                                          check_same_config, latest_checkpoint, prepare_out_dir, read_checkpoint,
                                          restore, seed_everything, wrap_distributed)
 from vidllm_core.training.recipe import Recipe
@@ -100,8 +100,11 @@ def setup(recipe: Recipe, out_dir: str | Path, dist: DistInfo, resume: bool = Fa
     `teachers` overrides the recipe's teacher entries (any `Teacher`)."""
     from vidllm_core.training.stage2 import build_dataset, to_device
 
+    from vidllm_core.training.stage2 import adopt_init_llm
+
     out_dir = Path(out_dir)
-    config = recipe.model_config()
+    recipe = with_init_teachers(recipe)
+    config = adopt_init_llm(recipe.model_config(), recipe.init)  # the LLM of --init passes through untouched
     ckpt = latest_checkpoint(out_dir) if resume else None
     if ckpt is not None:
         check_same_config(read_checkpoint(ckpt)[2], config, f"--resume checkpoint {ckpt}")
@@ -110,10 +113,20 @@ def setup(recipe: Recipe, out_dir: str | Path, dist: DistInfo, resume: bool = Fa
         prepare_out_dir(out_dir, resume)
     seed_everything(recipe.train.seed)
     model = VidLLM(config)
+    carry, extra = None, {}
     if recipe.init:
         from vidllm_core.training.stage2 import load_init
 
         load_init(model, recipe.init, config)
+        carry = CarriedWeights(Path(recipe.init) / "model.safetensors", "language.")
+        if not carry.keys():
+            carry = None
+        elif (Path(recipe.init) / "tokenizer").is_dir():  # OUT stays a model directory with the LLM's tokenizer
+            import shutil
+
+            if dist.is_main:
+                shutil.copytree(Path(recipe.init) / "tokenizer", out_dir / "tokenizer", dirs_exist_ok=True)
+            extra["tokenizer"] = out_dir / "tokenizer"
     if teachers is None:
         teachers = (build_teacher(recipe.distill.geometry_teacher, dist.device),
                     build_teacher(recipe.distill.semantic_teacher, dist.device))
@@ -124,10 +137,59 @@ def setup(recipe: Recipe, out_dir: str | Path, dist: DistInfo, resume: bool = Fa
     optimizer = build_optimizer_named(wrapped, recipe)
     run = Run(module=wrapped, optimizer=optimizer, scheduler=build_scheduler(optimizer, recipe), dataset=dataset,
               collate=_collate(), recipe=recipe, out_dir=out_dir, dist=dist, config_json=config.to_json(),
-              to_device=lambda b: to_device(b, dist.device))
+              extra_files=extra, to_device=lambda b: to_device(b, dist.device), carry=carry)
     if ckpt is not None:
         restore(run, ckpt)
     return run
+
+
+def with_init_teachers(recipe: Recipe) -> Recipe:
+    """Fill a teacher whose recipe `path` is empty from the `teachers.json` that `vidllm init --vggt/--clip` wrote
+    into the `--init` directory (the recipe then records the path it used)."""
+    import dataclasses
+    import json
+
+    from vidllm_core.errors import ConfigError
+
+    d = recipe.distill
+    specs = {"geometry_teacher": d.geometry_teacher, "semantic_teacher": d.semantic_teacher}
+    if all(s.path for s in specs.values()):
+        return recipe
+    recorded: dict = {}
+    source = Path(recipe.init) / TEACHERS_FILE if recipe.init else None
+    if source is not None and source.is_file():
+        recorded = json.loads(source.read_text(encoding="utf-8"))
+    for name, spec in specs.items():
+        if spec.path:
+            continue
+        entry = recorded.get(name) or {}
+        if entry.get("kind") != spec.kind or not entry.get("path"):
+            where = f"--init {recipe.init} records none" if recipe.init else "no --init directory records one"
+            raise ConfigError(f"distill.{name}.path is not set and {where} (vidllm init --vggt V --clip C)")
+        specs[name] = dataclasses.replace(spec, path=str(entry["path"]))
+    return recipe.replace(distill=dataclasses.replace(d, **specs))
+
+
+TEACHERS_FILE = "teachers.json"
+
+
+def record_teachers(model_dir: str | Path, vggt: str | Path | None, clip: str | Path | None) -> dict:
+    """Write `model_dir/teachers.json`: the Stage-1 teachers of the paper (Sec. 3.4: VGGT's DINOv2 for geometry,
+    a CLIP vision tower for semantics) as absolute paths, so `vidllm distill --init model_dir` finds them."""
+    from vidllm_core.errors import CheckpointError
+    from vidllm_core.io import write_json_atomic
+
+    out: dict = {}
+    if vggt is not None:
+        out["geometry_teacher"] = {"kind": "vggt", "path": str(Path(vggt).resolve())}
+    if clip is not None:
+        clip = Path(clip)
+        if not (clip / "config.json").is_file():
+            raise CheckpointError(f"--clip {clip} is not a Hugging Face CLIP directory (no config.json)")
+        out["semantic_teacher"] = {"kind": "clip", "path": str(clip.resolve())}
+    if out:
+        write_json_atomic(Path(model_dir) / TEACHERS_FILE, out)
+    return out
 
 
 def build_optimizer_named(module: nn.Module, recipe: Recipe) -> torch.optim.AdamW:

@@ -24,6 +24,7 @@ from vidllm_core.training.common import (DistInfo, Run, build_param_groups, buil
                                          seed_everything, wrap_distributed)
 from vidllm_core.training.recipe import Recipe, Stage2Spec
 
+NOTES_FILE = "run_notes.json"  # what the run skipped or started from random, recorded beside its checkpoints
 DEFAULT_WEIGHTS = {"camera": 5.0, "depth": 1.0, "point": 1.0, "metric_depth": 1.0, "answer_ce": 1.0, "grounding": 1.0}
 
 
@@ -115,7 +116,8 @@ def build_dataset(recipe: Recipe, config: VidLLMConfig, language: bool = True, g
     """The recipe's scene clips (and language samples joined by scene id when `language`)."""
     from vidllm_core.data.benchmarks import read_scene_list
     from vidllm_core.errors import DataError
-    from vidllm_core.training.data import SceneClips, load_language_samples
+    from vidllm_core.training.data import SceneClips
+    from vidllm_core.training.language_samples import load_language_samples
 
     d = recipe.data
     if not d.scenes:
@@ -129,17 +131,38 @@ def build_dataset(recipe: Recipe, config: VidLLMConfig, language: bool = True, g
     size = d.image_size or config.input.image_size
     clips = SceneClips(d.scenes, ids, frames=d.frames, sampling=d.sampling, image_size=size, mode=d.mode,
                        patch_size=config.encoder.patch_size, seed=recipe.train.seed,
-                       max_language_samples=d.max_language_samples, load_geometry=geometry)
+                       max_language_samples=d.max_language_samples, load_geometry=geometry,
+                       task_weights=d.task_weights)
     if language and d.annotations:
-        clips.language = load_language_samples(d.annotations, [s.scene_id for s in clips.scenes])
+        clips.language, clips.language_notes = load_language_samples(
+            d.annotations, [s.scene_id for s in clips.scenes], gt_boxes=_gt_boxes(recipe),
+            max_question_tokens=config.language.max_question_tokens if config.language else 256)
     return clips
+
+
+def _gt_boxes(recipe: Recipe) -> Any:
+    """GT boxes of `data.annotations.gt_boxes`, else of the prepared folder `data.scenes` (`vidllm prepare`)."""
+    from vidllm_core.data.benchmarks import load_gt_boxes_file
+    from vidllm_core.data.prepared import is_prepared, load_prepared
+
+    d = recipe.data
+    if "gt_boxes" in d.annotations:
+        return load_gt_boxes_file(d.annotations["gt_boxes"])
+    if is_prepared(d.scenes):
+        return load_prepared(d.scenes).gt_boxes()
+    return None
 
 
 def attach_language(model: VidLLM, recipe: Recipe, tokenizer_dir: str | Path | None) -> bool:
     """Give the model its language branch (`model.language`) when the config describes an LLM, the recipe wants
     the VL loss and the data has annotations. Returns whether it was attached."""
     cfg = model.config.language
-    if not (recipe.stage2.language and cfg is not None and cfg.llm and recipe.data.annotations):
+    tasks = sorted(k for k in recipe.data.annotations if k != "gt_boxes")
+    if recipe.stage2.language and tasks and (cfg is None or not cfg.llm):
+        raise ConfigError(f"data.annotations holds language tasks ({', '.join(tasks)}) but the model has no LLM: "
+                          "--init a model directory that holds one (vidllm init --llm DIR) or set "
+                          "stage2.language: false")
+    if not (recipe.stage2.language and cfg is not None and cfg.llm and tasks):
         return False
     from vidllm_core.language.tokenizer import load_tokenizer
 
@@ -172,8 +195,11 @@ def adopt_init_llm(config: VidLLMConfig, init: str | Path | None) -> VidLLMConfi
     return config.replace(language=dataclasses.replace(config.language, llm=llm))
 
 
-def load_init(model: VidLLM, path: str | Path, config: VidLLMConfig) -> None:
-    """Weights of a Stage-1 output dir or a model dir (config.json + model.safetensors) of the same config."""
+def load_init(model: VidLLM, path: str | Path, config: VidLLMConfig, random_llm_ok: bool = False) -> str:
+    """Weights of a Stage-1 output dir or a model dir (config.json + model.safetensors) of the same config.
+
+    A model with a language branch whose init holds no LLM weights is refused, unless `random_llm_ok` (a preset
+    that defines its own from-scratch LLM: tiny, demo); then the returned note says the LLM starts random."""
     from safetensors.torch import load_file
 
     from vidllm_core.models.vidllm import load_weights
@@ -192,10 +218,15 @@ def load_init(model: VidLLM, path: str | Path, config: VidLLMConfig) -> None:
         bad = [k for k in missing if not k.startswith("language.")]
         if bad:
             raise CheckpointError(f"--init: weights from {path} miss {len(bad)} key(s), e.g. {bad[0]}")
-    else:
-        if has_language and not hasattr(model, "language"):
-            state = {k: v for k, v in state.items() if not k.startswith("language.")}
-        load_weights(model, state, str(path))
+        if not random_llm_ok:
+            raise CheckpointError(f"--init: {path} holds no LLM weights (language.*), so the LLM would start random; "
+                                  "init from a model directory written by `vidllm init --llm DIR` (or its Stage-1 "
+                                  "output)")
+        return f"--init {path} holds no LLM weights: the {config.name} preset's LLM starts from random weights"
+    if has_language and not hasattr(model, "language"):
+        state = {k: v for k, v in state.items() if not k.startswith("language.")}
+    load_weights(model, state, str(path))
+    return ""
 
 
 def _prefixed_groups(recipe: Recipe) -> Recipe:
@@ -220,6 +251,7 @@ def setup(recipe: Recipe, out_dir: str | Path, dist: DistInfo, resume: bool = Fa
         prepare_out_dir(out_dir, resume)
     seed_everything(recipe.train.seed)
     model = VidLLM(config)
+    notes = {"data": list(getattr(dataset, "language_notes", []))} if getattr(dataset, "language_notes", []) else {}
     tok_dir: Path | None = Path(recipe.stage2.tokenizer) if recipe.stage2.tokenizer else None
     if tok_dir is None and recipe.init and (Path(recipe.init) / "tokenizer").is_dir():
         tok_dir = Path(recipe.init) / "tokenizer"
@@ -229,7 +261,17 @@ def setup(recipe: Recipe, out_dir: str | Path, dist: DistInfo, resume: bool = Fa
             model.language.tokenizer.save_pretrained(str(out_dir / "tokenizer"))
         extra["tokenizer"] = out_dir / "tokenizer"
     if recipe.init:
-        load_init(model, recipe.init, config)
+        preset = recipe.model_config().language
+        note = load_init(model, recipe.init, config, random_llm_ok=preset is not None and bool(preset.llm))
+        if note:
+            import warnings
+
+            warnings.warn(note, stacklevel=2)
+            notes["init"] = [note]
+    if dist.is_main and notes:
+        from vidllm_core.io import write_json_atomic
+
+        write_json_atomic(out_dir / NOTES_FILE, notes)
     module = JointModule(model, recipe.stage2).to(dist.device)
     r = _prefixed_groups(recipe)
     build_param_groups(module, r.optim.lr, r.optim.weight_decay, r.optim.groups)  # applies `freeze` groups
