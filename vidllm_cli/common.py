@@ -1,19 +1,34 @@
-"""Helpers shared by the subcommands: one-line errors and the stderr console."""
+"""Helpers shared by the subcommands: one-line errors, `warning:` lines and the stderr console."""
 
 from __future__ import annotations
 
-import errno
 import os
 import sys
+import warnings
 from typing import NoReturn
 
 import typer
 from rich.console import Console
 
-console = Console(stderr=True)
+from vidllm_core.errors import VidLLMWarning
+from vidllm_core.io import DISK_ERRNOS, os_error_of
 
-# Storage failures that are the user's environment, not a bug: reported as one line.
-_DISK_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.EIO}
+console = Console(stderr=True)
+_show_warning = warnings.showwarning
+
+
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
+    """The library's VidLLMWarning as one `warning: ...` line on stderr; other warnings as Python prints them."""
+    if issubclass(category, VidLLMWarning):
+        print(f"warning: {message}", file=sys.stderr, flush=True)
+    else:
+        _show_warning(message, category, filename, lineno, file, line)
+
+
+warnings.showwarning = _one_line_warning
+# PIL's DecompressionBombWarning (an image over ~89 Mpixel, decoded anyway) becomes an error like its
+# DecompressionBombError (over twice that): user_errors reports both as one line.
+warnings.filterwarnings("error", message=r".*decompression bomb")
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
@@ -29,15 +44,19 @@ class user_errors:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> bool:
-        if exc is None:
+        if exc is None or isinstance(exc, (typer.Exit, typer.Abort)):  # already reported (fail) or a clean exit
             return False
         from vidllm_core.errors import VidLLMError
 
         if isinstance(exc, VidLLMError):
             fail(str(exc))
-        if isinstance(exc, (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)):
+        if isinstance(exc, (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError,
+                            FileExistsError)):
             fail(f"{exc.strerror}: {exc.filename}" if exc.filename else str(exc))
-        if isinstance(exc, OSError) and exc.errno in _DISK_ERRNOS:
-            where = f": {exc.filename}" if exc.filename else ""
-            fail(f"{os.strerror(exc.errno).lower()}{where}")
+        disk = os_error_of(exc)  # torch.save / safetensors report a full disk as RuntimeError / SafetensorError
+        if disk is not None and disk.errno in DISK_ERRNOS:
+            where = f": {disk.filename}" if disk.filename else ""
+            fail(f"{os.strerror(disk.errno).lower()}{where}")
+        if type(exc).__name__ in ("DecompressionBombError", "DecompressionBombWarning"):  # PIL, any reader
+            fail(f"image refused as a possible decompression bomb: {exc}")
         return False

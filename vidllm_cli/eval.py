@@ -3,6 +3,7 @@ Nr3D, Sr3D, depth, pose and reconstruction with the official metric definitions;
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -51,7 +52,7 @@ def command(
     device: Annotated[str, typer.Option(help="--model: cpu or cuda.")] = "cpu",
 ) -> None:
     """Score a benchmark; writes OUT/metrics.json and OUT/predictions.jsonl."""
-    with user_errors():
+    with user_errors(), contextlib.ExitStack() as held:  # the lock is released before an error line is printed
         from vidllm_core.evaluation import run as ev
         from vidllm_core.evaluation.context import EvalContext
         from vidllm_core.evaluation.sharding import parse_shard
@@ -68,6 +69,12 @@ def command(
             return
         if out is None:
             fail("give an output directory with -o/--out")
+        from vidllm_core.io import check_not_inputs, check_output, run_lock
+
+        check_output(out, "-o")  # before any work: a result must never be computed and then thrown away
+        inputs = [("--annotations", p) for p in annotations or []] + [("--predictions", p) for p in [predictions] if p]
+        inputs += [("--merge", Path(d) / f) for d in merge_dirs or [] for f in (ev.PREDICTIONS_FILE, ev.METRICS_FILE)]
+        check_not_inputs([("-o", out / ev.PREDICTIONS_FILE), ("-o", out / ev.METRICS_FILE)], inputs)
         if merge or merge_dirs:
             if not merge or not merge_dirs:
                 fail("merge shard outputs with: vidllm eval TASK --merge DIR1 DIR2 ... -o OUT")
@@ -110,6 +117,8 @@ def command(
                     "source_value": str(Path(model).resolve()) if model else str(predictions or baseline)}
         if model is not None:
             run_info.update({"model_variant": variant, "frames": frames, "device": device})
+        if model is not None:  # the run folder: one writer at a time (predictions.jsonl is appended to)
+            held.enter_context(run_lock(out))
         with _progress(ctx, quiet=json_out):
             stats = None
             write_preds = True
@@ -132,6 +141,9 @@ def command(
                 metrics = ev.score(spec, items, preds, ctx)
             except NotImplementedError as exc:
                 fail(str(exc))
+        run_info["provenance"] = ev.provenance(spec, annotations, _command_line(), predictions=predictions,
+                                               model=model, frames=frames, model_variant=variant,
+                                               baseline=baseline, seed=seed if baseline else None)
         doc = ev.write_outputs(out, spec, items, preds, metrics, stats, ctx, run_info, write_predictions=write_preds)
         _report(doc, json_out)
 
@@ -158,9 +170,16 @@ def _merge(spec, dirs: list[Path], out: Path, json_out: bool) -> None:
         print(f"warning: {missing} of {len(items)} {spec.unit} have no prediction in the shards; scored as wrong",
               file=sys.stderr)
     metrics = ev.score(spec, items, preds, ctx)
-    run_info = {**base, "shard": None, "merged_from": [str(Path(d).resolve()) for d in dirs]}
+    run_info = {**base, "shard": None, "merged_from": [str(Path(d).resolve()) for d in dirs],
+                "provenance": {**base["provenance"], "command": _command_line()}}
     doc = ev.write_outputs(out, spec, items, preds, metrics, None, ctx, run_info)
     _report(doc, json_out)
+
+
+def _command_line() -> str:
+    import shlex
+
+    return shlex.join(["vidllm", *sys.argv[1:]])
 
 
 class _progress:

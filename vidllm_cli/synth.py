@@ -20,6 +20,8 @@ def command(
     split_ratios: Annotated[str, typer.Option("--split-ratios", help="train,val,test fractions of the scenes.")] = "0.8,0.1,0.1",
     fps: Annotated[int, typer.Option("--fps", help="Frame rate of video.mp4.")] = 10,
     no_video: Annotated[bool, typer.Option("--no-video", help="Skip video.mp4 (frames are still written).")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Write into a folder that already holds a dataset "
+                                            "(its annotations and splits are rewritten).")] = False,
 ) -> None:
     """Generate synthrooms scenes with RGB, depth, poses, meshes and ScanQA/SQA3D/ScanRefer/Multi3DRefer/Nr3D/Sr3D files."""
     with user_errors():
@@ -27,9 +29,10 @@ def command(
 
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-        from vidllm_core.data.synth.dataset import (SynthConfig, check_writable, generate_dataset, parse_ratios,
+        from vidllm_core.data.synth.dataset import (SynthConfig, check_new_dataset, generate_dataset, parse_ratios,
                                                     parse_size, scene_name)
         from vidllm_core.data.synth.scene import load_layout
+        from vidllm_core.io import check_output, run_lock
 
         w, h = parse_size(size)
         cfg = SynthConfig(scenes=scenes, seed=seed, frames=frames, width=w, height=h, fps=fps,
@@ -38,12 +41,15 @@ def command(
         cfg.validate()
         if cfg.layout is not None:
             load_layout(cfg.layout, scene_name(0))  # a bad layout fails before anything is written
-        check_writable(out_dir)
+        check_output(out_dir, "output directory")
+        check_new_dataset(out_dir, overwrite)
         t0 = time.perf_counter()
-        with Progress(TextColumn("synth"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
-                      TimeElapsedColumn(), console=console, transient=False) as bar:
+        bar = Progress(TextColumn("synth"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
+                       TimeElapsedColumn(), console=console, transient=False)
+        with run_lock(out_dir), bar:
             task = bar.add_task("", total=scenes)
-            summary = generate_dataset(out_dir, cfg, progress=lambda i, sid: bar.update(task, completed=i, description=sid))
+            summary = generate_dataset(out_dir, cfg, progress=lambda i, sid: bar.update(task, completed=i, description=sid),
+                                       overwrite=overwrite)
         n = summary["annotation_counts"]
         total = {k: sum(n[s][k] for s in n) for k in n["train"]}
         console.print(f"wrote {scenes} scenes to {out_dir} in {time.perf_counter() - t0:.1f} s "

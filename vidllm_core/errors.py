@@ -19,3 +19,11 @@ class ConfigError(VidLLMError):
 
 class DataError(VidLLMError):
     """Annotations, scenes or predictions are malformed."""
+
+
+class RunLockedError(VidLLMError):
+    """Another process holds the run folder's lock (two runs must not write one folder)."""
+
+
+class VidLLMWarning(UserWarning):
+    """Something the user should know that does not stop the command (the CLI prints it as one `warning:` line)."""

@@ -17,7 +17,7 @@ from vidllm_core.evaluation.predictions import (PredictionStats, ResumeResult, i
                                                 write_predictions_resumable, write_records_atomic)
 from vidllm_core.evaluation.sharding import select
 from vidllm_core.evaluation.tasks import Task
-from vidllm_core.io import write_json_atomic
+from vidllm_core.io import file_sha256, write_json_atomic
 
 METRICS_FILE = "metrics.json"
 PREDICTIONS_FILE = "predictions.jsonl"
@@ -137,9 +137,61 @@ def load_run(out_dir: Path) -> dict:
     return doc
 
 
+# What must be equal in every shard of one merge: the items (task, annotation contents, --limit) and what made the
+# predictions (predictions file contents, or model weights + frames + variant, or baseline + seed).
+MERGE_IDENTITY = ("task", "annotations_sha256", "source", "predictions_sha256", "model_weights_sha256", "frames",
+                  "model_variant", "baseline", "seed")
+
+
+def provenance(task: Task, annotations: Sequence[Path], command: str, *, predictions: Path | None = None,
+               model: Path | None = None, frames: int | None = None, model_variant: str | None = None,
+               baseline: str | None = None, seed: int | None = None) -> dict[str, Any]:
+    """What a metrics.json was computed from: content hashes of the annotation files and of the predictions (file,
+    or every file of a prediction folder) or the model's weights, the sampling options, the vidllm version and the
+    command line. `--merge` refuses shards whose identity (`MERGE_IDENTITY`) differs."""
+    from vidllm_core import __version__
+
+    prov: dict[str, Any] = {"task": task.name, "annotations_sha256": [file_sha256(p) for p in annotations],
+                            "source": "model" if model else "predictions" if predictions else "baseline",
+                            "vidllm_version": __version__, "command": command}
+    if predictions is not None:
+        prov["predictions_sha256"] = _content_sha256(Path(predictions))
+    if model is not None:
+        prov.update(model=str(Path(model).resolve()), model_weights_sha256=model_weights_sha256(Path(model)),
+                    frames=frames, model_variant=model_variant)
+    if baseline is not None:
+        prov.update(baseline=baseline, seed=seed)
+    return prov
+
+
+def model_weights_sha256(model_dir: Path) -> str:
+    """sha256 over a model directory's config.json and *.safetensors files (name + content hash of each)."""
+    files = sorted(p for p in Path(model_dir).iterdir() if p.is_file() and
+                   (p.name == "config.json" or p.suffix == ".safetensors"))
+    if not files:
+        raise DataError(f"{model_dir}: no config.json or *.safetensors to identify the model by")
+    return _names_and_hashes(files, Path(model_dir))
+
+
+def _content_sha256(path: Path) -> str:
+    if path.is_dir():
+        return _names_and_hashes(sorted(p for p in path.rglob("*") if p.is_file()), path)
+    return file_sha256(path)
+
+
+def _names_and_hashes(files: Sequence[Path], root: Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    for f in files:
+        digest.update(f"{f.relative_to(root).as_posix()}\0{file_sha256(f)}\n".encode("utf-8"))
+    return digest.hexdigest()
+
+
 def check_merge(task: Task, docs: list[dict], dirs: Sequence[Path]) -> dict:
-    """All shard outputs must be of this task, on the same annotations and `--limit`, and cover every shard of
-    one `I/N` split exactly once. Returns the shared run description (without the shard)."""
+    """All shard outputs must be of this task, made from the same items and the same predictions / model /
+    baseline (their recorded provenance, `MERGE_IDENTITY`), and cover every shard of one `I/N` split exactly once.
+    Returns the shared run description (without the shard)."""
     if len(docs) < 1:
         raise DataError("--merge needs at least one output directory")
     base = {k: v for k, v in docs[0]["run"].items() if k != "shard"}
@@ -147,11 +199,24 @@ def check_merge(task: Task, docs: list[dict], dirs: Sequence[Path]) -> dict:
     for d, doc in zip(dirs, docs):
         if doc["task"] != task.name:
             raise DataError(f"{d}: is a {doc['task']} output, not {task.name}")
+        if not isinstance(doc["run"].get("provenance"), dict):
+            raise DataError(f"{d}: its metrics.json records no provenance (written by an older vidllm); re-run that "
+                            "shard to merge it")
         run = {k: v for k, v in doc["run"].items() if k != "shard"}
         for key in ("annotations", "limit", "source"):
             if run.get(key) != base.get(key):
                 raise DataError(f"{d}: {key} {run.get(key)!r} differs from {dirs[0]}'s {base.get(key)!r}")
+        prov, base_prov = run["provenance"], base["provenance"]
+        for key in MERGE_IDENTITY:
+            if prov.get(key) != base_prov.get(key):
+                raise DataError(f"{d} and {dirs[0]} were not made from the same {key.replace('_', ' ')} "
+                                f"({_short(prov.get(key))} vs {_short(base_prov.get(key))}); merging them would mix "
+                                "two runs in one score")
         shards.append(doc["run"].get("shard"))
+    if all(s is None for s in shards):
+        raise DataError("--merge combines the outputs of `--shard I/N` runs; "
+                        f"{'these are' if len(shards) > 1 else 'this is an'} unsharded output"
+                        f"{'s' if len(shards) > 1 else ''}: nothing to merge")
     if any(s is not None for s in shards):
         if any(s is None for s in shards):
             raise DataError("cannot merge sharded and unsharded outputs")
@@ -166,6 +231,13 @@ def check_merge(task: Task, docs: list[dict], dirs: Sequence[Path]) -> dict:
         if absent:
             raise DataError(f"shard(s) {', '.join(f'{i}/{n}' for i in absent)} missing from the merge")
     return base
+
+
+def _short(value: Any) -> str:
+    """A value for a message: sha256 hex digests cut to 12 characters."""
+    if isinstance(value, list):
+        return "[" + ", ".join(_short(v) for v in value) + "]"
+    return str(value)[:12] if len(str(value)) == 64 else str(value)
 
 
 def select_items(records: list, limit: int | None, shard: tuple[int, int] | None) -> list:

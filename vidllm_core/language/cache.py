@@ -22,29 +22,19 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
-from vidllm_core.io import atomic_path
+from vidllm_core.io import atomic_path, file_sha256
 
 __all__ = ["CACHE_VERSION", "SceneCache", "default_cache_dir", "file_sha256", "model_fingerprint", "scene_key",
            "tensors_equal"]
 
 CACHE_VERSION = 1
 _KEY = re.compile(r"^[0-9a-f]{64}$")
-_CHUNK = 1 << 20
 
 
 def default_cache_dir() -> Path:
     """`$XDG_CACHE_HOME/vidllm/scenes`, else `~/.cache/vidllm/scenes` (read when called, not at import)."""
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "vidllm" / "scenes"
-
-
-def file_sha256(path: str | Path) -> str:
-    """Hex sha256 of a file's bytes, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(_CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _canonical(obj: Any) -> bytes:

@@ -328,13 +328,24 @@ def check_writable(out: Path) -> None:
         raise DataError(f"cannot write to output directory {out}: {e.strerror or e}") from None
 
 
+def check_new_dataset(out: Path, overwrite: bool) -> None:
+    """Refuse to write into a folder that already holds a synthrooms dataset unless `overwrite`: a re-run rewrites
+    its annotation files and split lists (a smaller or different run would silently empty or change a split)."""
+    found = [name for name in ("synthrooms.json", "annotations", "splits", "scenes") if (out / name).exists()]
+    if found and not overwrite:
+        raise DataError(f"{out} already holds a dataset ({', '.join(found)}); choose a new folder, or pass "
+                        "--overwrite to rewrite its annotations and splits")
+
+
 def generate_dataset(out: str | os.PathLike, cfg: SynthConfig,
-                     progress: Callable[[int, str], None] | None = None) -> dict[str, Any]:
-    """Write `cfg.scenes` scenes, per-split annotation files and split lists under `out`; return a summary."""
+                     progress: Callable[[int, str], None] | None = None, overwrite: bool = False) -> dict[str, Any]:
+    """Write `cfg.scenes` scenes, per-split annotation files and split lists under `out`; return a summary.
+    An `out` that already holds a dataset is refused unless `overwrite` (see `check_new_dataset`)."""
     cfg.validate()
     if cfg.layout is not None:
         load_layout(cfg.layout, scene_name(0))  # fail before writing anything
     out = Path(out)
+    check_new_dataset(out, overwrite)
     check_writable(out)
     scenes_dir = out / "scenes"
     scenes_dir.mkdir(exist_ok=True)
