@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import sys
@@ -65,6 +66,7 @@ def run_stage(stage: str, config: Optional[Path], out: Optional[Path], resume: O
         else:
             from vidllm_core.training import stage2 as stage_mod  # type: ignore[no-redef]
         run = stage_mod.setup(recipe, out_dir, dist, resume=resume is not None)
+        common.check_device_support(recipe.train, dist.device)  # FSDP / bf16 without CUDA: one line, nothing run
         if resume is not None and dist.is_main:
             console.print(f"resumed at step {run.state.step} (epoch {run.state.epoch})")
         try:

@@ -162,3 +162,27 @@ def test_model_overrides_merge_and_refuse_unknown(tmp_path: Path) -> None:
     d["model"]["overrides"] = {"adaptor": {}}
     with pytest.raises(ConfigError, match="model.overrides: unknown key adaptor"):
         Recipe.from_dict(d).model_config()
+
+
+def test_activation_checkpointing_switch_keeps_the_losses(scenes_dir: Path, tmp_path: Path) -> None:
+    """train.activation_checkpointing recomputes each transformer block in the backward pass: same losses."""
+    from vidllm_core.training.common import block_classes
+
+    _, plain = _run("train", scenes_dir, tmp_path / "a")
+    run, ckpt = _run("train", scenes_dir, tmp_path / "b", activation_checkpointing=True)
+    wrapped = [n for n, _ in run.module.named_modules() if n.endswith("_checkpoint_wrapped_module")]
+    assert len(wrapped) == sum(isinstance(m, tuple(block_classes(run.module))) for m in run.module.modules())
+    assert wrapped and [r["loss"] for r in ckpt] == pytest.approx([r["loss"] for r in plain], rel=1e-5)
+
+
+@pytest.mark.parametrize("train, message", [
+    ({"strategy": "fsdp"}, "train.strategy fsdp needs CUDA GPUs"),
+    ({"precision": "bf16"}, "train.precision bf16 needs a CUDA device"),
+    ({"llm_dtype": "bf16"}, "train.llm_dtype bf16 needs a CUDA device"),
+])
+def test_cuda_only_settings_refused_on_cpu_before_anything_is_written(scenes_dir: Path, tmp_path: Path,
+                                                                     train: dict, message: str) -> None:
+    recipe = Recipe.from_dict(recipe_dict("train", scenes_dir, **train))
+    with pytest.raises(ConfigError, match=message):
+        stage2.setup(recipe, tmp_path / "run", DistInfo())
+    assert not (tmp_path / "run").exists()

@@ -103,15 +103,58 @@ def _all_true(flag: bool, dist_info: DistInfo) -> bool:
     return bool(t.item() > 0.5)
 
 
+def check_device_support(train: Any, device: str) -> None:
+    """Refuse, before anything is built or written, what cannot run on `device` (one ConfigError line)."""
+    cuda = device.startswith("cuda")
+    if train.strategy == "fsdp" and not cuda:
+        raise ConfigError("train.strategy fsdp needs CUDA GPUs (torchrun on GPUs); use strategy: ddp on CPU")
+    if train.precision == "bf16" and not cuda:
+        raise ConfigError("train.precision bf16 needs a CUDA device (use auto or fp32 on CPU)")
+    if train.llm_dtype == "bf16" and not cuda:
+        raise ConfigError("train.llm_dtype bf16 needs a CUDA device (use fp32 on CPU)")
+
+
+def block_classes(module: nn.Module) -> set[type[nn.Module]]:
+    """The transformer-block classes of a Vid-LLM training module: `layers.block.Block` (encoder, adapter,
+    aggregator, camera head) and the LLM's decoder layer (Hugging Face `_no_split_modules`)."""
+    from vidllm_core.layers.block import Block
+
+    classes: set[type[nn.Module]] = {Block}
+    names: set[str] = set()
+    for m in module.modules():
+        names.update(getattr(m, "_no_split_modules", None) or ())
+    classes.update(type(m) for m in module.modules() if type(m).__name__ in names)
+    return classes
+
+
+def apply_activation_checkpointing(module: nn.Module) -> int:
+    """Recompute every transformer block in the backward pass (non-reentrant checkpoint wrapper); returns how many
+    blocks were wrapped. Parameter names gain `_checkpoint_wrapped_module.` (stripped by `_clean_name`)."""
+    from torch.distributed.algorithms._checkpoint.checkpoint_wrapper import (CheckpointImpl,
+                                                                             apply_activation_checkpointing as apply,
+                                                                             checkpoint_wrapper)
+
+    classes = tuple(block_classes(module))
+    count = sum(isinstance(m, classes) for m in module.modules())
+    apply(module, checkpoint_wrapper_fn=lambda m: checkpoint_wrapper(m, checkpoint_impl=CheckpointImpl.NO_REENTRANT),
+          check_fn=lambda m: isinstance(m, classes))
+    return count
+
+
 def wrap_distributed(module: nn.Module, dist_info: DistInfo, strategy: str,
-                     find_unused: bool = False) -> nn.Module:
-    """DDP (default) or FSDP (`use_orig_params=True`, so name-pattern groups keep working) when world > 1."""
+                     find_unused: bool = False, activation_checkpointing: bool = False) -> nn.Module:
+    """Activation checkpointing (recipe switch), then DDP (default) or FSDP when world > 1. FSDP shards one unit
+    per transformer block (`block_classes`) plus the root, with `use_orig_params=True` so name-pattern groups and
+    frozen parameters keep working."""
+    if activation_checkpointing:
+        apply_activation_checkpointing(module)
     if not dist_info.distributed:
         return module
     if strategy == "fsdp":
         from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
+        from torch.distributed.fsdp.wrap import ModuleWrapPolicy
 
-        kwargs: dict[str, Any] = {"use_orig_params": True}
+        kwargs: dict[str, Any] = {"use_orig_params": True, "auto_wrap_policy": ModuleWrapPolicy(block_classes(module))}
         if dist_info.device.startswith("cuda"):
             kwargs["device_id"] = torch.device(dist_info.device)
         return FSDP(module, **kwargs)
@@ -137,9 +180,10 @@ def _no_decay(name: str, p: nn.Parameter) -> bool:
 
 
 def _clean_name(name: str) -> str:
-    """Parameter name without DDP / FSDP wrapper prefixes."""
-    for prefix in ("module.", "_fsdp_wrapped_module."):
-        name = name.replace(prefix, "") if name.startswith(prefix) or f".{prefix}" in name else name
+    """Parameter name without DDP / FSDP / activation-checkpoint wrapper prefixes."""
+    name = name.removeprefix("module.")
+    for wrapper in ("_fsdp_wrapped_module.", "_checkpoint_wrapped_module."):
+        name = name.replace(wrapper, "")
     return name
 
 
@@ -468,23 +512,6 @@ class Run:
     state: TrainState = field(default_factory=TrainState)
     extra_files: dict[str, Path] = field(default_factory=dict)
     to_device: Callable[[dict[str, Any]], dict[str, Any]] = lambda b: b
-
-
-def restore(run: Run, ckpt: Path) -> None:
-    """Load module, optimizer, scheduler, data-order and RNG state from a checkpoint folder (exact resume)."""
-    model_sd, trainer, _ = read_checkpoint(ckpt)
-    try:
-        load_full_state(run.module, run.optimizer, model_sd, trainer["optimizer"], run.recipe.train.strategy)
-    except (RuntimeError, ValueError, KeyError, CheckpointError) as exc:
-        raise CheckpointError(f"--resume: {ckpt} does not match this run: {str(exc).splitlines()[0]}") from None
-    run.scheduler.load_state_dict(trainer["scheduler"])
-    run.state = TrainState(**trainer["state"])
-    _set_rng_state(trainer["rng"])
-
-
-def checkpoint(run: Run) -> Path | None:
-    """Save (rank 0 writes; every rank takes part in FSDP gathers)."""
-    model_sd, optim_sd = full_state_dicts(run.module, run.optimizer, run.recipe.train.strategy)
     carry: "CarriedWeights | None" = None
 
 
@@ -507,11 +534,11 @@ class CarriedWeights:
 
         with safe_open(str(self.source), framework="pt") as f:
             return {k: f.get_tensor(k) for k in f.keys() if k.startswith(self.prefix)}
-    path = None
-    if run.dist.is_main:
-        path = save_checkpoint(run.out_dir, model_state=model_sd, config_json=run.config_json,
-                               optimizer_state=optim_sd, scheduler_state=run.scheduler.state_dict(),
-                               state=run.state, recipe_json=run.recipe.to_json(), extra_files=run.extra_files,
+
+
+def restore(run: Run, ckpt: Path) -> None:
+    """Load module, optimizer, scheduler, data-order and RNG state from a checkpoint folder (exact resume)."""
+    model_sd, trainer, _ = read_checkpoint(ckpt)
     if run.carry is not None:  # carried tensors are not part of the training module
         model_sd = {k: v for k, v in model_sd.items() if not k.startswith(f"model.{run.carry.prefix}")}
                                preset=run.recipe.model.preset)

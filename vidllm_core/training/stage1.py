@@ -21,9 +21,10 @@ from torch import Tensor, nn
 from vidllm_core.losses import (distillation_loss, geometry_feature_loss, match_token_grid, semantic_feature_loss,
                                 structural_consistency_loss)
 from vidllm_core.models.vidllm import VidLLM
-from vidllm_core.training.common import (CarriedWeights, DistInfo, Run, build_optimizer, build_param_groups, build_scheduler,
-                                         check_same_config, latest_checkpoint, prepare_out_dir, read_checkpoint,
-                                         restore, seed_everything, wrap_distributed)
+from vidllm_core.training.common import (CarriedWeights, DistInfo, Run, build_optimizer, build_param_groups,
+                                         build_scheduler, check_device_support, check_same_config,
+                                         latest_checkpoint, prepare_out_dir, read_checkpoint, restore,
+                                         seed_everything, wrap_distributed)
 from vidllm_core.training.recipe import Recipe
 from vidllm_core.training.teachers import Teacher, build_teacher
 
@@ -102,6 +103,7 @@ def setup(recipe: Recipe, out_dir: str | Path, dist: DistInfo, resume: bool = Fa
 
     from vidllm_core.training.stage2 import adopt_init_llm
 
+    check_device_support(recipe.train, dist.device)
     out_dir = Path(out_dir)
     recipe = with_init_teachers(recipe)
     config = adopt_init_llm(recipe.model_config(), recipe.init)  # the LLM of --init passes through untouched
@@ -133,7 +135,8 @@ def setup(recipe: Recipe, out_dir: str | Path, dist: DistInfo, resume: bool = Fa
     module = DistillModule(model, teachers[0], teachers[1], recipe.distill.lam, recipe.train.seed).to(dist.device)
     trainable = _prefixed(recipe.distill.trainable) + ["proj_*"]
     build_param_groups(module, recipe.optim.lr, recipe.optim.weight_decay, _groups(recipe), trainable)  # freezes
-    wrapped = wrap_distributed(module, dist, recipe.train.strategy)
+    wrapped = wrap_distributed(module, dist, recipe.train.strategy,
+                               activation_checkpointing=recipe.train.activation_checkpointing)
     optimizer = build_optimizer_named(wrapped, recipe)
     run = Run(module=wrapped, optimizer=optimizer, scheduler=build_scheduler(optimizer, recipe), dataset=dataset,
               collate=_collate(), recipe=recipe, out_dir=out_dir, dist=dist, config_json=config.to_json(),

@@ -241,6 +241,9 @@ def setup(recipe: Recipe, out_dir: str | Path, dist: DistInfo, resume: bool = Fa
     from vidllm_core.training.common import build_optimizer
     from vidllm_core.training.data import collate
 
+    from vidllm_core.training.common import check_device_support
+
+    check_device_support(recipe.train, dist.device)
     out_dir = Path(out_dir)
     config = adopt_init_llm(recipe.model_config(), recipe.init)
     ckpt = latest_checkpoint(out_dir) if resume else None
@@ -272,10 +275,13 @@ def setup(recipe: Recipe, out_dir: str | Path, dist: DistInfo, resume: bool = Fa
         from vidllm_core.io import write_json_atomic
 
         write_json_atomic(out_dir / NOTES_FILE, notes)
+    if recipe.train.llm_dtype == "bf16" and hasattr(model, "language"):
+        model.language.llm.to(torch.bfloat16)  # the LLM's weights held in bf16 (CUDA; checked above)
     module = JointModule(model, recipe.stage2).to(dist.device)
     r = _prefixed_groups(recipe)
     build_param_groups(module, r.optim.lr, r.optim.weight_decay, r.optim.groups)  # applies `freeze` groups
-    wrapped = wrap_distributed(module, dist, recipe.train.strategy, find_unused=True)
+    wrapped = wrap_distributed(module, dist, recipe.train.strategy, find_unused=True,
+                               activation_checkpointing=recipe.train.activation_checkpointing)
     optimizer = build_optimizer(wrapped, r)
     run = Run(module=wrapped, optimizer=optimizer, scheduler=build_scheduler(optimizer, recipe), dataset=dataset,
               collate=collate, recipe=recipe, out_dir=out_dir, dist=dist, config_json=config.to_json(),
