@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
 import sys
@@ -58,6 +57,7 @@ def run_stage(stage: str, config: Optional[Path], out: Optional[Path], resume: O
         from vidllm_core.training import common
 
         dist = setup_distributed(device)
+        common.check_device_support(recipe.train, dist.device)  # FSDP / bf16 without CUDA: one line, nothing run
         if dist.is_main:
             console.print(f"[bold]vidllm {stage}[/]: preset {recipe.model.preset}, {recipe.train.steps} steps, "
                           f"world size {dist.world_size}, device {dist.device}, out {out_dir}")
@@ -66,7 +66,6 @@ def run_stage(stage: str, config: Optional[Path], out: Optional[Path], resume: O
         else:
             from vidllm_core.training import stage2 as stage_mod  # type: ignore[no-redef]
         run = stage_mod.setup(recipe, out_dir, dist, resume=resume is not None)
-        common.check_device_support(recipe.train, dist.device)  # FSDP / bf16 without CUDA: one line, nothing run
         if resume is not None and dist.is_main:
             console.print(f"resumed at step {run.state.step} (epoch {run.state.epoch})")
         try:
