@@ -89,13 +89,13 @@ def open_cache(cache_dir: Optional[Path], no_cache: bool) -> Any:
 
 
 def encode(model: Any, video: Path, frames: Optional[int], cache: Any, device: str) -> Any:
-    """`pipelines.scene.encode_video` with a status line; prints whether the cache was used."""
-    from vidllm_core.pipelines.scene import encode_video
+    """`run_vision_pass` (with tokens) with a status line; prints whether the cache was used."""
+    from vidllm_core.pipelines.vision_pass import run_vision_pass
 
     with console.status(f"reading and encoding {video}"):
-        scene = encode_video(model, video, frames, cache, device)
+        scene = run_vision_pass(model, video, num_frames=frames, tokens=True, cache=cache, device=device)
     where = "from the scene cache" if scene.cached else f"{len(scene.source_frames)} frames, vision pass " \
-        f"{scene.timings.get('vision_s', 0.0):.2f} s"
+        f"{scene.timings.get('network_s', 0.0):.2f} s"
     console.print(f"scene: {scene.encoding.tokens.shape[0]} 3D tokens ({where})")
     return scene
 

@@ -42,4 +42,4 @@ def test_vision_only_loading_gives_the_same_reconstruction() -> None:
     assert not vision.has_language and full.has_language
     images = torch.rand(2, 3, 84, 112, generator=torch.Generator().manual_seed(0))
     a, b = vision.reconstruct(images), full.reconstruct(images)
-    assert torch.equal(a["depth"], b["depth"]) and torch.equal(a["extrinsic"], b["extrinsic"])
+    assert torch.equal(a.depth, b.depth) and torch.equal(a.extrinsic, b.extrinsic)

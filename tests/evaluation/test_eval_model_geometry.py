@@ -19,7 +19,9 @@ from vidllm_core.data.benchmarks import open_scene
 from vidllm_core.data.preprocess import ResizeInfo, preprocess_with_info
 from vidllm_core.data.video import sample_indices
 from vidllm_core.evaluation import geometry, model_geometry
+from vidllm_core.models.vidllm import SceneGeometry
 from vidllm_core.pipelines import reconstruct as pipeline
+from vidllm_core.pipelines import vision_pass
 
 runner = CliRunner()
 SCENES = ["synth0000_00", "synth0001_00"]
@@ -131,7 +133,7 @@ class OracleModel:
         self.preprocess_config = SimpleNamespace(mode="short_side", image_size=56, num_frames=num_frames)
         self.scenes_dir, self.queue = scenes_dir, list(scene_ids)
 
-    def reconstruct(self, images: torch.Tensor) -> dict[str, object]:
+    def reconstruct(self, images: torch.Tensor) -> SceneGeometry:
         scene = open_scene(self.scenes_dir, self.queue.pop(0))
         S, _, H, W = images.shape
         frames = [scene.frames[i] for i in sample_indices(len(scene.frames), self.preprocess_config.num_frames)]
@@ -159,8 +161,8 @@ class OracleModel:
             ext.append(w2c[:3])
             intr.append(k)
         t = lambda a: torch.tensor(np.stack(a), dtype=torch.float32)  # noqa: E731
-        return {"depth": t(depth), "depth_conf": torch.ones(S, H, W), "extrinsic": t(ext), "intrinsic": t(intr),
-                "world_points": t(world), "scale": 1.0, "metric": True}
+        return SceneGeometry(depth=t(depth), depth_conf=torch.ones(S, H, W), extrinsic=t(ext), intrinsic=t(intr),
+                             world_points=t(world), scale=1.0, metric=True)
 
 
 def test_oracle_model_scores_near_perfect(data: SimpleNamespace, tmp_path: Path,
@@ -186,15 +188,15 @@ def test_oracle_model_scores_near_perfect(data: SimpleNamespace, tmp_path: Path,
 def test_interrupted_run_resumes_without_redoing_scenes(data: SimpleNamespace, tmp_path: Path,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[int] = []
-    real = pipeline.reconstruct_frames
+    real = vision_pass.run_vision_pass
 
-    def counting(model, frames, device="cpu", on_stage=None):
-        calls.append(len(frames))
+    def counting(model, source, **kwargs):
+        calls.append(len(source))
         if len(calls) == 2 and fail_second:
             raise OSError(28, "No space left on device")   # dies while the second scene is being made
-        return real(model, frames, device=device, on_stage=on_stage)
+        return real(model, source, **kwargs)
 
-    monkeypatch.setattr(pipeline, "reconstruct_frames", counting)
+    monkeypatch.setattr(vision_pass, "run_vision_pass", counting)
     out = tmp_path / "out"
     fail_second = True
     first = evaluate_tiny("depth", data, out)

@@ -21,10 +21,10 @@ def model(tiny_model_dir) -> VidLLM:  # noqa: ANN001
 
 
 @pytest.fixture(scope="module")
-def scene(model, tiny_video):  # noqa: ANN001, ANN201 - PreparedScene (no cache)
-    from vidllm_core.pipelines.scene import encode_video
+def scene(model, tiny_video):  # noqa: ANN001, ANN201 - Scene (no cache)
+    from vidllm_core.pipelines.vision_pass import run_vision_pass
 
-    return encode_video(model, tiny_video, cache=None)
+    return run_vision_pass(model, tiny_video, tokens=True)
 
 
 def test_generation_from_a_video_end_to_end(model, scene):  # noqa: ANN001
@@ -76,18 +76,20 @@ def test_grounding_returns_well_formed_boxes_in_metres(model, scene):  # noqa: A
 def test_cached_second_question_skips_the_vision_pass(model, scene, tiny_video, tmp_path,  # noqa: ANN001
                                                       count_vision):
     from vidllm_core.pipelines.language import ask, ground
-    from vidllm_core.pipelines.scene import encode_video
+    from vidllm_core.data.frames import open_frame_source
+    from vidllm_core.pipelines.scene import cache_key
+    from vidllm_core.pipelines.vision_pass import run_vision_pass
 
     cache = SceneCache(tmp_path / "cache")
-    first = encode_video(model, tiny_video, cache=cache)
-    assert count_vision[0] == 1 and not first.cached and first.key in cache
-    second = encode_video(model, tiny_video, cache=cache)
+    first = run_vision_pass(model, tiny_video, tokens=True, cache=cache)
+    assert count_vision[0] == 1 and not first.cached and first.cache_key in cache
+    second = run_vision_pass(model, tiny_video, tokens=True, cache=cache)
     assert count_vision[0] == 1 and second.cached  # no second vision pass
-    from vidllm_core.language.cache import scene_key
-    from vidllm_core.pipelines.scene import model_fingerprint_of, sampling_args, video_sha256
-
-    other = scene_key(video_sha256(tiny_video), sampling_args(model, 3), model_fingerprint_of(model))
-    assert other != first.key and other not in cache  # other sampling arguments: another entry
+    other = cache_key(model, open_frame_source(tiny_video), 3)
+    assert other != first.cache_key and other not in cache  # other sampling arguments: another entry
+    # the cached scene keeps the frame metadata and the resize maps
+    assert first.frame_ids == second.frame_ids and first.reconstruction.infos == second.reconstruction.infos
+    np.testing.assert_array_equal(first.frames.timestamps, second.frames.timestamps)
     # identical results with and without the cache
     uncached = scene
     a, b = first.encoding.to_tensors()[0], second.encoding.to_tensors()[0]

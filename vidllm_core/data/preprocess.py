@@ -78,9 +78,11 @@ def _to_rgb_pil(image: "Image.Image | np.ndarray") -> "Image.Image":
         if image.ndim == 3 and image.shape[2] == 1:
             image = image[..., 0]
         image = Image.fromarray(image)
-    if image.mode == "RGBA":
-        image = Image.alpha_composite(Image.new("RGBA", image.size, (255, 255, 255, 255)), image)
-    return image.convert("RGB")
+    if image.mode == "RGB":
+        return image
+    from vidllm_core.data.video import rgb8
+
+    return Image.fromarray(rgb8(image))  # white behind transparency, 16-bit grey scaled to 8 bits
 
 
 def _target_shape(width: int, height: int, mode: str, target: int, patch: int) -> tuple[int, int]:

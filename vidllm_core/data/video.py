@@ -12,10 +12,14 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from vidllm_core.errors import VideoError
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 IMAGE_SUFFIXES: frozenset[str] = frozenset({".jpg", ".jpeg", ".png"})
 
@@ -29,8 +33,9 @@ class Frames:
     timestamps: float64 [S] presentation time in seconds, or None for an image folder
     fps:        average frame rate of the video, or None for an image folder
     source:     the path that was read
-    backend:    "decord", "pyav" or "images"
+    backend:    "decord", "pyav", "images" or "scannet"
     num_source_frames: number of frames (or images) in the source
+    ids:        one id per sampled frame: the source index for a video, the file name for a folder
     """
 
     images: np.ndarray
@@ -40,6 +45,7 @@ class Frames:
     source: str
     backend: str
     num_source_frames: int
+    ids: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -147,7 +153,8 @@ def _read_decord(path: Path, num_frames: int) -> _Decoded:
 
 
 def _read_pyav(path: Path, num_frames: int, info: VideoInfo) -> _Decoded:
-    """Decode sequentially (PyAV cannot seek frame-exactly in general) and keep the sampled frames."""
+    """Decode sequentially (PyAV cannot seek frame-exactly in general) and keep the sampled frames, turned upright by
+    the stream's display rotation (the display-matrix side data phones write; decord applies it too)."""
     import av
 
     idx = sample_indices(info.num_frames, num_frames)
@@ -163,11 +170,13 @@ def _read_pyav(path: Path, num_frames: int, info: VideoInfo) -> _Decoded:
             for frame in container.decode(stream):
                 k = wanted.get(decoded)
                 if k is not None:
-                    images[k] = frame.to_ndarray(format="rgb24")
+                    images[k] = upright(frame.to_ndarray(format="rgb24"), frame.rotation)
                     times[k] = (float(frame.time) - start) if frame.time is not None else decoded / (info.fps or 1.0)
                 decoded += 1
                 if decoded > last:
                     break
+    except VideoError:
+        raise
     except Exception:
         raise _not_a_video(path) from None
     if any(im is None for im in images):
@@ -176,28 +185,62 @@ def _read_pyav(path: Path, num_frames: int, info: VideoInfo) -> _Decoded:
     return np.stack(images), idx, times, info.fps, info.num_frames
 
 
-def _read_images(folder: Path, num_frames: int, files: tuple[Path, ...]) -> Frames:
+def upright(image: np.ndarray, rotation: float | int | None) -> np.ndarray:
+    """`image` [H,W,C] turned by `rotation` degrees counter-clockwise (the display-matrix convention of FFmpeg and
+    PyAV's `VideoFrame.rotation`); multiples of 90 only, anything else is refused."""
+    degrees = int(round(float(rotation or 0)))
+    if degrees % 90:
+        raise VideoError(f"unsupported display rotation of {degrees} degrees (only multiples of 90)")
+    return np.ascontiguousarray(np.rot90(image, (degrees // 90) % 4))
+
+
+def rgb8(img: "Image.Image") -> np.ndarray:
+    """A decoded image -> uint8 [H,W,3] RGB.
+
+    Transparency is composited on white (like VGGT's load_and_preprocess_images). 16-bit greyscale (PIL modes I;16*,
+    I) keeps its top 8 bits (value >> 8), the rule Pillow already applies to 48-bit RGB PNGs, instead of being
+    clipped to white; a 32-bit integer image with values above 65535 is refused (ValueError).
+    """
+    from PIL import Image
+
+    if img.mode.startswith("I;16") or img.mode == "I":
+        arr = np.asarray(img).astype(np.int64)
+        if arr.size and (arr.min() < 0 or arr.max() > 65535):
+            raise ValueError(f"{img.mode} image with values outside 0..65535 is not a colour frame")
+        grey = (arr >> 8).astype(np.uint8)
+        return np.repeat(grey[..., None], 3, axis=2)
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        img = Image.alpha_composite(Image.new("RGBA", img.size, (255, 255, 255, 255)), img.convert("RGBA"))
+    return np.asarray(img.convert("RGB"), dtype=np.uint8)
+
+
+def read_image(file: Path) -> np.ndarray:
+    """One image file -> uint8 [H,W,3] RGB (see `rgb8`); VideoError (one line) when it cannot be read."""
     from PIL import Image, UnidentifiedImageError
 
-    idx = sample_indices(len(files), num_frames)
-    out: list[np.ndarray] = []
-    for i in idx:
-        file = files[int(i)]
-        try:
-            with Image.open(file) as img:
-                img.load()
-                if img.mode == "RGBA":  # composite on white, like VGGT's load_and_preprocess_images
-                    img = Image.alpha_composite(Image.new("RGBA", img.size, (255, 255, 255, 255)), img)
-                out.append(np.asarray(img.convert("RGB"), dtype=np.uint8))
-        except (OSError, UnidentifiedImageError, ValueError) as exc:
-            raise VideoError(f"cannot read image '{file}': {exc}") from None
-    shapes = {im.shape for im in out}
+    try:
+        with Image.open(file) as img:
+            img.load()
+            return rgb8(img)
+    except (OSError, UnidentifiedImageError, ValueError) as exc:
+        raise VideoError(f"cannot read image '{file}': {exc}") from None
+
+
+def stack_images(images: list[np.ndarray], folder: Path) -> np.ndarray:
+    """Stack same-size frames; VideoError naming two of the sizes otherwise."""
+    shapes = {im.shape for im in images}
     if len(shapes) > 1:
         (h0, w0, _), (h1, w1, _) = sorted(shapes)[:2]
         raise VideoError(f"images in '{folder}' have different sizes ({w0}x{h0} and {w1}x{h1}); "
                          f"resize them to one size first")
-    return Frames(images=np.stack(out), indices=idx, timestamps=None, fps=None, source=str(folder),
-                  backend="images", num_source_frames=len(files))
+    return np.stack(images)
+
+
+def _read_images(folder: Path, num_frames: int, files: tuple[Path, ...]) -> Frames:
+    idx = sample_indices(len(files), num_frames)
+    out = stack_images([read_image(files[int(i)]) for i in idx], folder)
+    return Frames(images=out, indices=idx, timestamps=None, fps=None, source=str(folder), backend="images",
+                  num_source_frames=len(files), ids=tuple(files[int(i)].name for i in idx))
 
 
 def read_frames(path: str | os.PathLike, num_frames: int, backend: str = "auto") -> Frames:
@@ -231,4 +274,4 @@ def read_frames(path: str | os.PathLike, num_frames: int, backend: str = "auto")
         result, used = _read_pyav(path, num_frames, info), "pyav"
     images, idx, times, fps, num_source = result
     return Frames(images=np.ascontiguousarray(images, dtype=np.uint8), indices=idx, timestamps=times, fps=fps,
-                  source=str(path), backend=used, num_source_frames=num_source)
+                  source=str(path), backend=used, num_source_frames=num_source, ids=tuple(str(int(i)) for i in idx))

@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from vidllm_core.errors import CheckpointError, DataError
+from vidllm_core.errors import DataError
 from vidllm_core.evaluation.context import EvalContext, metric
 
 LANGUAGE_TASKS = ("scanqa", "sqa3d", "scan2cap", "scanrefer", "multi3drefer", "nr3d", "sr3d")
@@ -123,36 +123,15 @@ def prepare_run(task: str, model_dir: Path, out_dir: Path, items: Sequence[Any],
 # --- one scene ---------------------------------------------------------------------------------------------------
 
 def encode_posed_scene(model: Any, scenes_dir: Path, scene_id: str, ctx: EvalContext) -> EncodedScene:
-    """Sample, preprocess and encode one posed-images scene; place its reconstruction in the scene frame."""
-    import torch
+    """One posed-images scene through the vision pass (`run_vision_pass`, with tokens), placed in the scene frame."""
+    from vidllm_core.data.frames import ScanNetSceneSource
+    from vidllm_core.pipelines.vision_pass import run_vision_pass
 
-    from vidllm_core.data.benchmarks import Problems, open_scene
-    from vidllm_core.data.preprocess import preprocess_with_info
-    from vidllm_core.data.video import sample_indices
-    from vidllm_core.evaluation.model_geometry import _gt_pose, _read_color
-    from vidllm_core.pipelines.reconstruct import preprocess_settings
-
-    scene = open_scene(scenes_dir, scene_id, Problems(strict=False))
-    if not scene.frames:
-        raise DataError(f"scene {scene_id}: no colour frames (NNNNN.jpg) in {scene.root}")
-    settings = preprocess_settings(model)
-    num_frames = ctx.num_frames or settings.num_frames
-    frames = [scene.frames[i] for i in sample_indices(len(scene.frames), num_frames)]
-    images, _ = preprocess_with_info([_read_color(scene, f) for f in frames], mode=settings.mode,
-                                     target_size=settings.image_size, patch_size=settings.patch_size)
-    enc = model.encode_scene(images.to(ctx.device))
-    g = enc.geometry
-    if not (torch.isfinite(enc.tokens).all() and torch.isfinite(g.extrinsic).all() and torch.isfinite(g.depth).all()):
-        raise CheckpointError(f"scene {scene_id}: the network predicted non-finite values; the model weights look "
-                              "untrained or broken")
-    anchor = next((i for i, f in enumerate(frames) if _gt_pose(scene, f) is not None), None)
-    to_scene = None
-    if anchor is not None:
-        w2c = np.eye(4)
-        w2c[:3] = g.extrinsic[anchor].detach().to("cpu", torch.float64).numpy()
-        to_scene = scene.axis_align @ _gt_pose(scene, frames[anchor]) @ w2c
-    return EncodedScene(scene_id, enc, [f.name for f in frames], to_scene,
-                        None if anchor is None else frames[anchor].name)
+    source = ScanNetSceneSource(scenes_dir / scene_id, ctx.open_scene(scenes_dir, scene_id))  # + axis alignment
+    scene = run_vision_pass(model, source, num_frames=ctx.num_frames, tokens=True, device=ctx.device)
+    place = scene.placement
+    return EncodedScene(scene_id, scene.encoding, scene.frame_ids, None if place is None else place.to_scene,
+                        None if place is None else place.anchor_id)
 
 
 def scene_for(model_dir: Path, scene_id: str, ctx: EvalContext) -> EncodedScene:

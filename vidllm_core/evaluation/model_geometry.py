@@ -83,30 +83,6 @@ def _guard_resume(pred_dir: Path, signature: dict) -> None:
     write_json_atomic(path, signature)
 
 
-def _read_color(scene: Any, frame: Any) -> np.ndarray:
-    try:
-        return scene.color(frame)
-    except OSError as exc:
-        raise DataError(f"{frame.color}: unreadable colour frame ({exc})") from None
-
-
-def _image_size(path: Path) -> tuple[int, int]:
-    from PIL import Image
-
-    try:
-        with Image.open(path) as im:
-            return im.size
-    except OSError as exc:
-        raise DataError(f"{path}: unreadable depth image ({exc})") from None
-
-
-def _gt_pose(scene: Any, frame: Any) -> np.ndarray | None:
-    if frame.pose is None:
-        return None
-    pose = scene.pose(frame)
-    return pose if np.isfinite(pose).all() else None
-
-
 def _write_depth_png(path: Path, depth_m: np.ndarray) -> None:
     from PIL import Image
 
@@ -119,19 +95,19 @@ def predict_scene(kind: str, model_dir: Path, item: Any, ctx: EvalContext) -> Ma
     """Reconstruct one scene with the model and write its prediction files; returns `{"path": ...}` for
     `predictions.jsonl` (the path `geometry.score` reads for `kind`)."""
     from vidllm_core.data.benchmarks import Problems, open_scene
-    from vidllm_core.data.video import sample_indices
+    from vidllm_core.data.frames import ScanNetSceneSource
     from vidllm_core.evaluation.geometry import prediction_path
     from vidllm_core.export import write_point_cloud
     from vidllm_core.io import replace_dir, write_json_atomic
-    from vidllm_core.pipelines.reconstruct import preprocess_settings, reconstruct_frames
+    from vidllm_core.pipelines.reconstruct import preprocess_settings
+    from vidllm_core.pipelines.vision_pass import run_vision_pass
 
     scenes_dir = check_scenes_dir(ctx, kind)
     if ctx.predictions_dir is None:
         raise ValueError("ctx.predictions_dir must be set for model-driven evaluation")
     pred_dir = Path(ctx.predictions_dir)
-    scene = open_scene(scenes_dir, item.scene_id, Problems(strict=False))
-    if not scene.frames:
-        raise DataError(f"scene {item.scene_id}: no colour frames (NNNNN.jpg) in {scene.root}")
+    source = ScanNetSceneSource(scenes_dir / item.scene_id,
+                                open_scene(scenes_dir, item.scene_id, Problems(strict=False)))
     model = load_model(model_dir, ctx, language=False)
     num_frames = ctx.num_frames or preprocess_settings(model).num_frames
     pred_dir.mkdir(parents=True, exist_ok=True)
@@ -139,21 +115,13 @@ def predict_scene(kind: str, model_dir: Path, item: Any, ctx: EvalContext) -> Ma
     ctx.note(f"model run: each scene is reconstructed from {num_frames} frames sampled uniformly from its colour "
              "frames; only those frames are scored for depth and pose")
 
-    frames = [scene.frames[i] for i in sample_indices(len(scene.frames), num_frames)]
-    rec = reconstruct_frames(model, [_read_color(scene, f) for f in frames], device=ctx.device)
+    scene = run_vision_pass(model, source, num_frames=num_frames, device=ctx.device)
+    rec, gt, frames = scene.reconstruction, scene.ground_truth, scene.frame_ids
     if not rec.metric:
         ctx.note("the model is not metric (no metric-depth head): depth and points are in relative units")
-
-    # anchor: the first sampled frame with a finite GT pose; world_gt = c2w_gt[a] @ w2c_pred[a] @ world_pred
-    w2c_pred = np.linalg.inv(rec.camera_to_world())
-    anchor = next((i for i, f in enumerate(frames) if _gt_pose(scene, f) is not None), None)
-    if anchor is None:
-        if kind != "depth":
-            raise DataError(f"scene {item.scene_id}: none of the {len(frames)} sampled frames has a valid GT pose, "
-                            "so the reconstruction cannot be placed in the scene's frame")
-        to_gt = None
-    else:
-        to_gt = _gt_pose(scene, frames[anchor]) @ w2c_pred[anchor]
+    # world_gt = c2w_gt[a] @ w2c_pred[a] @ world_pred through the first sampled frame with a finite GT pose
+    place = scene.placement if kind == "depth" else scene.require_placement()
+    to_gt = None if place is None else place.to_gt
     c2w_pred = rec.camera_to_world()
 
     final = pred_dir / item.scene_id
@@ -167,20 +135,19 @@ def predict_scene(kind: str, model_dir: Path, item: Any, ctx: EvalContext) -> Ma
 
     tmp = Path(tempfile.mkdtemp(prefix=f".{item.scene_id}.", dir=pred_dir))
     try:
-        cams = {} if to_gt is None else {f.name: (to_gt @ c2w_pred[i]).tolist() for i, f in enumerate(frames)}
+        cams = {} if to_gt is None else {f: (to_gt @ c2w_pred[i]).tolist() for i, f in enumerate(frames)}
         write_json_atomic(tmp / "cameras.json", cams)
         if kind == "depth":
             (tmp / "depth").mkdir()
-            k_depth = None if scene.intrinsic_depth is None else scene.intrinsic_depth[:3, :3]
-            k_color = None if scene.intrinsic_color is None else scene.intrinsic_color[:3, :3]
             for i, f in enumerate(frames):
-                if f.depth is None:
+                size = gt.depth_size(i)
+                if size is None:
                     continue
-                w, h = _image_size(f.depth)
-                _write_depth_png(tmp / "depth" / f"{f.name}.png", rec.depth_at(i, h, w, k_depth, k_color))
+                depth = rec.depth_at(i, size[1], size[0], gt.intrinsic_depth, gt.intrinsic_color)
+                _write_depth_png(tmp / "depth" / f"{f}.png", depth)
         write_json_atomic(tmp / "meta.json", {
-            "scene_id": item.scene_id, "frames": [f.name for f in frames],
-            "anchor_frame": None if anchor is None else frames[anchor].name, "scale": rec.scale,
+            "scene_id": item.scene_id, "frames": frames,
+            "anchor_frame": None if place is None else place.anchor_id, "scale": rec.scale,
             "metric": rec.metric, "network_resolution": [rec.width, rec.height],
             "preprocess": {"mode": rec.settings.mode, "image_size": rec.settings.image_size},
             **_run_signature(model_dir, ctx, num_frames)})

@@ -54,9 +54,6 @@ class SceneGeometry:
     scale: float
     metric: bool
 
-    def as_dict(self) -> dict[str, Tensor | float | bool]:
-        return dict(self.__dict__)
-
 
 @dataclass
 class SceneEncoding:
@@ -273,9 +270,9 @@ class VidLLM(nn.Module):
         return self.patch3d(tokens_lang, xyz).reshape(s * n, c), xyz.reshape(s * n, 3)
 
     @torch.no_grad()
-    def reconstruct(self, images: Tensor) -> dict[str, Tensor | float | bool]:
-        """Metric reconstruction of one frame sequence `images` [S, 3, H, W] in [0, 1] (see `SceneGeometry`)."""
-        return self.geometry(self(images.unsqueeze(0))).as_dict()
+    def reconstruct(self, images: Tensor) -> SceneGeometry:
+        """Metric reconstruction of one frame sequence `images` [S, 3, H, W] in [0, 1]."""
+        return self.geometry(self(images.unsqueeze(0)))
 
     # ---- checkpoints -----------------------------------------------------------------------------------------
     def save_pretrained(self, directory: str | Path) -> None:

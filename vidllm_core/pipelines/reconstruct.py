@@ -1,19 +1,20 @@
-"""Frames -> metric reconstruction: preprocess as the model was trained (Sec. 4.1), run the reconstruction branch
-with real-scale alignment (Sec. 3.2), check the output, and keep the maps from network pixels back to the source
-frames. Used by `vidllm reconstruct` and by the model-driven `vidllm eval depth|pose|recon`."""
+"""The metric reconstruction of a vision pass as numpy arrays with the maps from network pixels back to the source
+frames (Sec. 3.2 output, Sec. 4.1 preprocessing), the model's preprocessing settings (their one owner) and the one
+finiteness check. `pipelines.vision_pass.run_vision_pass` makes it; `Scene.reconstruction` holds it."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from vidllm_core.data.preprocess import ResizeInfo
 from vidllm_core.errors import CheckpointError
 from vidllm_core.export import DEFAULT_CONF_PERCENTILE, PointCloud, camera_to_world, points_from_prediction
+
+if TYPE_CHECKING:
+    from vidllm_core.models.vidllm import SceneGeometry
 
 
 @dataclass(frozen=True)
@@ -68,7 +69,18 @@ class Reconstruction:
     metric: bool
     infos: list[ResizeInfo]
     settings: PreprocessSettings
-    timings: dict[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def from_geometry(cls, geometry: "SceneGeometry", colors: np.ndarray, infos: list[ResizeInfo],
+                      settings: PreprocessSettings) -> "Reconstruction":
+        """The numpy view of a network `SceneGeometry` (any device) for `colors` uint8 [S,H,W,3]."""
+        S, H, W = (int(x) for x in geometry.depth.shape)
+        return cls(colors=colors, depth=_to_numpy(geometry.depth).reshape(S, H, W),
+                   depth_conf=_to_numpy(geometry.depth_conf).reshape(S, H, W),
+                   extrinsic=_to_numpy(geometry.extrinsic).reshape(S, 3, 4),
+                   intrinsic=_to_numpy(geometry.intrinsic).reshape(S, 3, 3),
+                   world_points=_to_numpy(geometry.world_points).reshape(S, H, W, 3), scale=float(geometry.scale),
+                   metric=bool(geometry.metric), infos=list(infos), settings=settings)
 
     @property
     def num_frames(self) -> int:
@@ -140,54 +152,18 @@ class Reconstruction:
         return out.astype(np.float32)
 
 
-def _check_finite(depth: np.ndarray, extrinsic: np.ndarray, intrinsic: np.ndarray) -> None:
-    S = len(depth)
-    for name, value in (("depth", depth), ("extrinsic", extrinsic), ("intrinsic", intrinsic)):
-        bad = np.flatnonzero(~np.isfinite(value.reshape(S, -1)).all(axis=1))
+def check_finite(geometry: "SceneGeometry", tokens: Any = None) -> None:
+    """The one finiteness check of a vision pass: CheckpointError (one line, naming up to 5 frames) when depth,
+    cameras or the language tokens are not finite (untrained or broken weights)."""
+    import torch
+
+    S = int(geometry.depth.shape[0])
+    for name, value in (("depth", geometry.depth), ("extrinsic", geometry.extrinsic),
+                        ("intrinsic", geometry.intrinsic)):
+        bad = torch.nonzero(~torch.isfinite(value.reshape(S, -1)).all(dim=1)).flatten()
         if len(bad):
             frames = ", ".join(map(str, bad[:5].tolist()))
             raise CheckpointError(f"the network predicted non-finite {name} values for frame(s) {frames}; "
                                   "the model weights look untrained or broken")
-
-
-def reconstruct_frames(model: Any, frames: Sequence[Any] | np.ndarray, device: str = "cpu",
-                       on_stage: Callable[[str], None] | None = None) -> Reconstruction:
-    """Reconstruct already-sampled frames (uint8 [H,W,3] arrays or PIL images, any sizes) with `model`.
-
-    `model` answers `reconstruct(images [S,3,H,W] in [0,1]) -> dict` like `VidLLM.reconstruct` and exposes its
-    preprocessing (`preprocess_settings`). `on_stage(name)` is called before "preprocessing", "network" and
-    "postprocessing" (progress displays). Raises `CheckpointError` when the network returns non-finite depth or
-    cameras (untrained or broken weights).
-    """
-    import torch
-
-    from vidllm_core.data.preprocess import preprocess_with_info
-
-    stage = on_stage or (lambda name: None)
-    settings = preprocess_settings(model)
-    timings: dict[str, float] = {}
-    stage("preprocessing")
-    t = time.perf_counter()
-    images, infos = preprocess_with_info(list(frames), mode=settings.mode, target_size=settings.image_size,
-                                         patch_size=settings.patch_size)
-    timings["preprocess_s"] = time.perf_counter() - t
-    S, _, H, W = images.shape
-    stage("network")
-    t = time.perf_counter()
-    with torch.inference_mode():
-        pred = model.reconstruct(images.to(device))
-    timings["network_s"] = time.perf_counter() - t
-    stage("postprocessing")
-    t = time.perf_counter()
-    depth = _to_numpy(pred["depth"]).reshape(S, H, W)
-    extrinsic = _to_numpy(pred["extrinsic"]).reshape(S, 3, 4)
-    intrinsic = _to_numpy(pred["intrinsic"]).reshape(S, 3, 3)
-    _check_finite(depth, extrinsic, intrinsic)
-    rec = Reconstruction(
-        colors=(images.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy(),
-        depth=depth, depth_conf=_to_numpy(pred["depth_conf"]).reshape(S, H, W), extrinsic=extrinsic,
-        intrinsic=intrinsic, world_points=_to_numpy(pred["world_points"]).reshape(S, H, W, 3),
-        scale=float(pred.get("scale", 1.0)), metric=bool(pred.get("metric", False)), infos=list(infos),
-        settings=settings, timings=timings)
-    timings["postprocess_s"] = time.perf_counter() - t
-    return rec
+    if tokens is not None and not bool(torch.isfinite(tokens).all()):
+        raise CheckpointError("the network predicted non-finite 3D tokens; the model weights look untrained or broken")

@@ -1,58 +1,33 @@
-"""Video -> `SceneEncoding` (Vid-LLM Sec. 3.1-3.3: frames -> encoder -> CTA -> reconstruction -> pooled 3D tokens),
-with the scene cache: one vision pass per (video bytes, sampling arguments, model), reused by every later question.
-
-Used by `vidllm ask | caption | ground`, the model-driven `vidllm eval` language tasks and `benchmarks/ask.py`.
+"""The scene cache of the vision pass (not in the paper): one entry per (frame source content, sampling and
+preprocessing, model) holding the pooled 3D tokens, the geometry, the network-input frames and the frame metadata, so
+a later question on the same video skips decoding and the network. `pipelines.vision_pass.run_vision_pass` is its
+only user.
 """
 
 from __future__ import annotations
 
 import hashlib
-import time
-from dataclasses import dataclass, field
+import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
-from vidllm_core.errors import CheckpointError
-from vidllm_core.language.cache import SceneCache, file_sha256, model_fingerprint, scene_key
-from vidllm_core.models.vidllm import WEIGHTS_FILE, SceneEncoding, VidLLM
+from vidllm_core.data.frames import FrameSource
+from vidllm_core.data.preprocess import ResizeInfo
+from vidllm_core.data.video import Frames
+from vidllm_core.language.cache import SceneCache, model_fingerprint, scene_key
+from vidllm_core.models.vidllm import WEIGHTS_FILE, SceneEncoding
+from vidllm_core.pipelines.reconstruct import PreprocessSettings, Reconstruction, preprocess_settings
 
-__all__ = ["PreparedScene", "encode_video", "model_fingerprint_of", "sampling_args", "video_sha256"]
+if TYPE_CHECKING:
+    from vidllm_core.pipelines.vision_pass import Scene
 
-
-@dataclass
-class PreparedScene:
-    """A scene ready for questions.
-
-    encoding: the `SceneEncoding` (on the model's device). images: uint8 [S, H, W, 3] the preprocessed frames the
-    model saw (for overlays and coloured points). source_frames: the sampled frame indices. cached: True when the
-    vision pass was skipped (cache hit). key: the cache key (None without a cache). timings: seconds per stage.
-    """
-
-    encoding: SceneEncoding
-    images: np.ndarray
-    source_frames: list[int]
-    cached: bool
-    key: str | None
-    timings: dict[str, float] = field(default_factory=dict)
+__all__ = ["cache_key", "load", "model_fingerprint_of", "sampling_args", "store"]
 
 
-def video_sha256(path: str | Path) -> str:
-    """sha256 of a video file's bytes; for an image folder, of every image's name and bytes in sorted order."""
-    from vidllm_core.data.video import IMAGE_SUFFIXES
-
-    p = Path(path)
-    if not p.is_dir():
-        return file_sha256(p)
-    digest = hashlib.sha256()
-    for f in sorted(x for x in p.iterdir() if x.is_file() and x.suffix.lower() in IMAGE_SUFFIXES):
-        digest.update(f.name.encode("utf-8") + b"\0" + file_sha256(f).encode("ascii"))
-    return digest.hexdigest()
-
-
-def model_fingerprint_of(model: VidLLM) -> str:
+def model_fingerprint_of(model: Any) -> str:
     """Config + weights file (size, mtime) of a loaded model directory; config + parameter bytes for one in memory."""
     directory = getattr(model, "checkpoint_dir", None)
     if directory is not None and (Path(directory) / WEIGHTS_FILE).is_file():
@@ -64,74 +39,61 @@ def model_fingerprint_of(model: VidLLM) -> str:
     return model_fingerprint(model.config.to_dict() | {"weights_sha256": digest.hexdigest()})
 
 
-def sampling_args(model: VidLLM, num_frames: int | None) -> dict[str, Any]:
-    """Everything besides the video and the weights that changes the encoding (part of the cache key)."""
+def sampling_args(model: Any, num_frames: int | None) -> dict[str, Any]:
+    """Everything besides the frames and the weights that changes the encoding (part of the cache key)."""
     from vidllm_core.config import LanguageConfig
 
-    inp, lang = model.config.input, model.config.language or LanguageConfig()
-    return {"num_frames": int(num_frames or inp.num_frames), "mode": inp.mode, "image_size": inp.image_size,
-            "patch_size": model.config.encoder.patch_size, "token_budget": lang.token_budget,
-            "voxel_size": lang.voxel_size, "reduction": lang.pool_reduction}
+    s = preprocess_settings(model)
+    lang = model.config.language or LanguageConfig()
+    return {"num_frames": int(num_frames or s.num_frames), "mode": s.mode, "image_size": s.image_size,
+            "patch_size": s.patch_size, "token_budget": lang.token_budget, "voxel_size": lang.voxel_size,
+            "reduction": lang.pool_reduction}
 
 
-def encode_video(model: VidLLM, video: str | Path, num_frames: int | None = None, cache: SceneCache | None = None,
-                 device: str | torch.device = "cpu") -> PreparedScene:
-    """Read + sample + preprocess `video` like the model was trained, run `model.encode_scene`, cache the result.
+def cache_key(model: Any, source: FrameSource, num_frames: int) -> str:
+    return scene_key(source.fingerprint(), sampling_args(model, num_frames), model_fingerprint_of(model))
 
-    Args:
-        model: a `VidLLM` (eval mode) on `device`.
-        video: a video file or a folder of .jpg/.png frames.
-        num_frames: frames sampled uniformly (default: `config.input.num_frames`).
-        cache: a `SceneCache`; None disables caching. A hit skips decoding and the network entirely.
 
-    Raises:
-        VideoError for unreadable input; CheckpointError when the network output is not finite.
-    """
-    from vidllm_core.data.preprocess import preprocess_with_info
-    from vidllm_core.data.video import probe, read_frames
+def _frames_meta(frames: Frames, infos: list[ResizeInfo]) -> str:
+    return json.dumps({
+        "ids": list(frames.ids), "indices": [int(i) for i in frames.indices],
+        "timestamps": None if frames.timestamps is None else [float(t) for t in frames.timestamps],
+        "fps": frames.fps, "source": frames.source, "backend": frames.backend,
+        "num_source_frames": frames.num_source_frames, "infos": [dict(i.__dict__) for i in infos]})
 
-    timings: dict[str, float] = {}
-    t = time.perf_counter()
-    probe(video)  # a broken input fails here, before any work
-    args = sampling_args(model, num_frames)
-    key = None
-    if cache is not None:
-        key = scene_key(video_sha256(video), args, model_fingerprint_of(model))
-        hit = cache.get(key)
-        timings["cache_lookup_s"] = time.perf_counter() - t
-        if hit is not None:
-            meta = _read_meta(cache.path(key))
-            try:
-                encoding = SceneEncoding.from_tensors(hit, meta).to(device)
-                images = hit["images"].numpy()
-                frames = hit["source_frames"].tolist()
-            except (KeyError, ValueError):
-                pass  # an entry from another layout: recompute and overwrite
-            else:
-                return PreparedScene(encoding, images, frames, True, key, timings)
-    t = time.perf_counter()
-    clip = read_frames(video, args["num_frames"])
-    images, _ = preprocess_with_info(list(clip.images), mode=args["mode"], target_size=args["image_size"],
-                                     patch_size=args["patch_size"])
-    timings["read_s"] = time.perf_counter() - t
-    t = time.perf_counter()
-    encoding = model.encode_scene(images.to(device))
-    timings["vision_s"] = time.perf_counter() - t
-    g = encoding.geometry
-    if not (torch.isfinite(encoding.tokens).all() and torch.isfinite(g.extrinsic).all()
-            and torch.isfinite(g.depth).all()):
-        raise CheckpointError("the network predicted non-finite values for this video; the model weights look "
-                              "untrained or broken")
-    rgb = (images.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).contiguous()
-    source_frames = [int(i) for i in clip.indices.tolist()]
-    if cache is not None and key is not None:
-        tensors, meta = encoding.to_tensors()
-        tensors = tensors | {"images": rgb, "source_frames": torch.tensor(source_frames, dtype=torch.int64)}
-        try:
-            cache.put(key, tensors, meta | {"video": str(video)})
-        except OSError:
-            pass  # a read-only or full cache directory must not fail the answer
-    return PreparedScene(encoding, rgb.numpy(), source_frames, False, key, timings)
+
+def store(cache: SceneCache, key: str, scene: "Scene") -> None:
+    """Write `scene` (made with tokens) under `key`; a read-only or full cache directory is skipped silently, as the
+    answer does not depend on it."""
+    assert scene.encoding is not None
+    tensors, meta = scene.encoding.to_tensors()
+    tensors = tensors | {"images": torch.from_numpy(np.ascontiguousarray(scene.images))}
+    try:
+        cache.put(key, tensors, meta | {"frames": _frames_meta(scene.frames, scene.reconstruction.infos),
+                                        "video": str(scene.source.path)})
+    except OSError:
+        pass
+
+
+def load(cache: SceneCache, key: str, settings: PreprocessSettings,
+         device: Any) -> tuple[SceneEncoding, Reconstruction, Frames] | None:
+    """The cached scene under `key`, or None (absent, or an entry of another layout: it is recomputed)."""
+    hit = cache.get(key)
+    if hit is None:
+        return None
+    try:
+        meta = _read_meta(cache.path(key))
+        encoding = SceneEncoding.from_tensors(hit, meta).to(device)
+        fm = json.loads(meta["frames"])
+        images = hit["images"].numpy()
+        infos = [ResizeInfo(**i) for i in fm["infos"]]
+    except (KeyError, ValueError, TypeError):
+        return None
+    frames = Frames(images=np.zeros((0, 0, 0, 3), np.uint8), indices=np.asarray(fm["indices"], np.int64),
+                    timestamps=None if fm["timestamps"] is None else np.asarray(fm["timestamps"], np.float64),
+                    fps=fm["fps"], source=fm["source"], backend=fm["backend"],
+                    num_source_frames=int(fm["num_source_frames"]), ids=tuple(fm["ids"]))
+    return encoding, Reconstruction.from_geometry(encoding.geometry, images, infos, settings), frames
 
 
 def _read_meta(path: Path) -> dict[str, str]:
