@@ -541,7 +541,25 @@ def restore(run: Run, ckpt: Path) -> None:
     model_sd, trainer, _ = read_checkpoint(ckpt)
     if run.carry is not None:  # carried tensors are not part of the training module
         model_sd = {k: v for k, v in model_sd.items() if not k.startswith(f"model.{run.carry.prefix}")}
-                               preset=run.recipe.model.preset)
+    try:
+        load_full_state(run.module, run.optimizer, model_sd, trainer["optimizer"], run.recipe.train.strategy)
+    except (RuntimeError, ValueError, KeyError, CheckpointError) as exc:
+        raise CheckpointError(f"--resume: {ckpt} does not match this run: {str(exc).splitlines()[0]}") from None
+    run.scheduler.load_state_dict(trainer["scheduler"])
+    run.state = TrainState(**trainer["state"])
+    _set_rng_state(trainer["rng"])
+
+
+def checkpoint(run: Run) -> Path | None:
+    """Save (rank 0 writes; every rank takes part in FSDP gathers)."""
+    model_sd, optim_sd = full_state_dicts(run.module, run.optimizer, run.recipe.train.strategy)
+    path = None
+    if run.dist.is_main:
+        path = save_checkpoint(run.out_dir, model_state=model_sd, config_json=run.config_json,
+                               optimizer_state=optim_sd, scheduler_state=run.scheduler.state_dict(),
+                               state=run.state, recipe_json=run.recipe.to_json(), extra_files=run.extra_files,
+                               preset=run.recipe.model.preset,
+                               carried=run.carry.load() if run.carry is not None else None)
     if run.dist.distributed:
         import torch.distributed as dist
 
