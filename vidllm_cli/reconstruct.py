@@ -1,16 +1,11 @@
-"""`vidllm reconstruct`: video or image folder -> coloured PLY, cameras JSON and depth PNGs (issue 2 item 5).
-
-Stages: read + uniformly sample frames, preprocess like the model was trained, run the reconstruction branch,
-gather confident points, write every output atomically (all outputs are staged and renamed at the very end, so a
-failure leaves no partial file).
-"""
+"""`vidllm reconstruct`: video, image folder or ScanNet scene -> coloured PLY, cameras JSON, depth PNGs and an
+export folder (COLMAP, GLB, nerfstudio, preview); long videos in overlapping chunks within a memory budget (issues 2
+and 13). Argument parsing and printing only: the work is `vidllm_core.pipelines.reconstruct_video`."""
 
 from __future__ import annotations
 
 import contextlib
 import json
-import os
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any, Optional
@@ -51,11 +46,12 @@ class _OfficialVGGTAdapter:
         self.net.to(device)
         return self
 
-    def reconstruct(self, images: Any) -> dict[str, Any]:
+    def reconstruct(self, images: Any) -> Any:
         import torch
 
         from vidllm_core.geometry.pose_encoding import pose_encoding_to_extri_intri
         from vidllm_core.geometry.unproject import unproject_depth_to_world
+        from vidllm_core.models.vidllm import SceneGeometry
 
         with torch.inference_mode():
             pred = self.net(images)
@@ -63,9 +59,8 @@ class _OfficialVGGTAdapter:
         extrinsic, intrinsic = pose_encoding_to_extri_intri(pred["pose_enc"], (H, W))
         depth = pred["depth"].reshape(-1, H, W)
         extrinsic, intrinsic = extrinsic.reshape(-1, 3, 4), intrinsic.reshape(-1, 3, 3)
-        return {"depth": depth, "depth_conf": pred["depth_conf"].reshape(-1, H, W), "extrinsic": extrinsic,
-                "intrinsic": intrinsic, "world_points": unproject_depth_to_world(depth, extrinsic, intrinsic),
-                "scale": 1.0, "metric": False}
+        return SceneGeometry(depth, pred["depth_conf"].reshape(-1, H, W), extrinsic, intrinsic,
+                             unproject_depth_to_world(depth, extrinsic, intrinsic), scale=1.0, metric=False)
 
 
 def check_model_source(model_dir: Optional[Path], vggt: Optional[Path]) -> None:
@@ -99,150 +94,93 @@ def load_model(model_dir: Optional[Path], vggt: Optional[Path], device: str) -> 
     return _OfficialVGGTAdapter(net).to(device)
 
 
-def _can_write(folder: Path) -> bool:
-    return os.access(folder, os.W_OK | os.X_OK)
-
-
-def _check_writable(path: Path, what: str) -> None:
-    """Fail early (one line) when `path` cannot be created: parent is a file or a folder we cannot write."""
-    parent = path.parent if path.parent != Path("") else Path(".")
-    probe = parent
-    while not probe.exists():
-        if probe.parent == probe:
-            break
-        probe = probe.parent
-    if not probe.is_dir():
-        fail(f"cannot write {what} '{path}': '{probe}' is not a folder")
-    if not _can_write(probe):
-        fail(f"cannot write {what} '{path}': folder '{probe}' is not writable")
-    if path.is_dir() and what != "depth folder":
-        fail(f"cannot write {what} '{path}': it is a folder")
-
-
 @contextlib.contextmanager
 def _progress() -> Iterator[Any]:
-    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
-                  console=console, transient=True, disable=not console.is_terminal) as progress:
-        yield progress
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console,
+                  transient=True, disable=not console.is_terminal) as progress:
+        task = progress.add_task("loading model")
+        yield lambda name: progress.update(task, description=name)
 
 
-def command(
-    video: Annotated[Path, typer.Argument(help="Video file (mp4, mov, ...) or a folder of .jpg/.png images.")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="Point cloud to write (.ply).")],
-    cameras: Annotated[Optional[Path], typer.Option("--cameras", help="Also write per-frame cameras (JSON).")] = None,
-    depth_dir: Annotated[Optional[Path], typer.Option("--depth-dir",
-                                                      help="Also write 16-bit depth PNGs in millimetres.")] = None,
-    frames: Annotated[Optional[int], typer.Option("--frames", min=1,
-                                                  help="Frames to sample uniformly [default: the model's]")] = None,
-    model: Annotated[Optional[Path], typer.Option(
-        "--model", help="Model directory (vidllm init / train) [default: the shipped demo model].")] = None,
-    vggt: Annotated[Optional[Path], typer.Option("--vggt", help="Official VGGT checkpoint (relative scale).")] = None,
-    device: Annotated[str, typer.Option("--device", help="cpu or cuda.")] = "cpu",
-    conf_percentile: Annotated[float, typer.Option("--conf-percentile", min=0.0, max=100.0,
-                                                   help="Drop this % of least-confident points.")] = 50.0,
-    max_points: Annotated[Optional[int], typer.Option("--max-points", min=1,
-                                                      help="Cap on points written (seeded random subset).")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print a machine-readable summary on stdout.")] = False,
-) -> None:
-    """Reconstruct a video (or image folder) into a coloured point cloud with cameras and depth."""
-    t_start = time.perf_counter()
-    if output.suffix.lower() != ".ply":
-        fail(f"output must end in .ply, got '{output}'")
+Opt = typer.Option
+OutputOpt = Annotated[Path, Opt("--output", "-o", help="Point cloud to write (.ply).")]
+CamerasOpt = Annotated[Optional[Path], Opt("--cameras", help="Also write per-frame cameras (JSON).")]
+DepthOpt = Annotated[Optional[Path], Opt("--depth-dir", help="Also write 16-bit depth PNGs in millimetres.")]
+ExportOpt = Annotated[Optional[Path], Opt("--export", help="Also write a folder with COLMAP (text + binary), GLB, "
+                                          "nerfstudio transforms.json, images and a preview (docs/reconstruct.md).")]
+PreviewOpt = Annotated[Optional[Path], Opt("--preview", help="Also write a preview PNG (top + perspective view).")]
+FramesOpt = Annotated[Optional[int], Opt("--frames", min=1, help="Frames to sample uniformly [default: the model's]")]
+ModelOpt = Annotated[Optional[Path], Opt("--model", help="Model directory (vidllm init / train) [default: the "
+                                         "shipped demo model].")]
+VggtOpt = Annotated[Optional[Path], Opt("--vggt", help="Official VGGT checkpoint (relative scale).")]
+ConfOpt = Annotated[float, Opt("--conf-percentile", min=0.0, max=100.0, help="Drop this % of least-confident points.")]
+MaxPointsOpt = Annotated[Optional[int], Opt("--max-points", min=1, help="Cap on points written (seeded subset).")]
+ChunkOpt = Annotated[Optional[int], Opt("--chunk-frames", help="Frames per forward pass (long videos) [default: all, "
+                                        "or what --max-memory-gb allows].")]
+OverlapOpt = Annotated[int, Opt("--overlap", help="Frames shared by consecutive chunks (their alignment).")]
+MemoryOpt = Annotated[Optional[float], Opt("--max-memory-gb", help="Peak memory budget; picks the chunk size.")]
+AlignOpt = Annotated[str, Opt("--chunk-align", help="sim3 (default) or se3 (keep each chunk's metric scale).")]
+GravityOpt = Annotated[bool, Opt("--gravity-align", help="z up, floor at z = 0 (RANSAC floor plane).")]
+DistanceOpt = Annotated[Optional[str], Opt("--known-distance", help="A,B,METRES: cameras of sampled frames A and B "
+                                           "are METRES apart (sets the scale).")]
+HeightOpt = Annotated[Optional[float], Opt("--camera-height", help="Cameras are this many metres above the floor "
+                                           "(sets the scale).")]
+
+
+def command(video: Annotated[Path, typer.Argument(help="Video file, image folder or ScanNet posed-images scene.")],
+            output: OutputOpt, cameras: CamerasOpt = None, depth_dir: DepthOpt = None, export: ExportOpt = None,
+            preview: PreviewOpt = None, frames: FramesOpt = None, model: ModelOpt = None, vggt: VggtOpt = None,
+            device: Annotated[str, Opt("--device", help="cpu or cuda.")] = "cpu", conf_percentile: ConfOpt = 50.0,
+            max_points: MaxPointsOpt = None, chunk_frames: ChunkOpt = None, overlap: OverlapOpt = 4,
+            max_memory_gb: MemoryOpt = None, chunk_align: AlignOpt = "sim3", gravity_align: GravityOpt = False,
+            known_distance: DistanceOpt = None, camera_height: HeightOpt = None,
+            as_json: Annotated[bool, Opt("--json", help="Print a machine-readable summary on stdout.")] = False,
+            ) -> None:
+    """Reconstruct a video (or image folder) into a coloured point cloud with cameras, depth and exports."""
     if device not in ("cpu", "cuda"):
         fail(f"--device must be cpu or cuda, got '{device}'")
-    _check_writable(output, "point cloud")
-    if cameras is not None:
-        _check_writable(cameras, "cameras file")
-    if depth_dir is not None:
-        _check_writable(depth_dir, "depth folder")
     check_model_source(model, vggt)
-
     with user_errors():
-        import torch
+        from vidllm_core.data.frames import open_frame_source
+        from vidllm_core.io import check_not_inputs
+        from vidllm_core.pipelines.chunked_pass import ChunkOptions
+        from vidllm_core.pipelines.outputs import OutputRequest, check_outputs
+        from vidllm_core.pipelines.reconstruct_video import ReconstructOptions, reconstruct_to_outputs
+        from vidllm_core.pipelines.scale_anchor import parse_anchor
 
-        from vidllm_core.data.video import probe, read_frames
-        from vidllm_core.export import (
-            atomic_dir, check_replaceable_dir, write_cameras_json, write_depth_pngs, write_point_cloud,
-        )
-        from vidllm_core.io import atomic_path
-        from vidllm_core.pipelines.reconstruct import preprocess_settings, reconstruct_frames
+        request = OutputRequest(output, cameras, depth_dir, export, preview, conf_percentile, max_points)
+        check_outputs(request)
+        outputs = (("-o", output), ("--cameras", cameras), ("--preview", preview), ("--depth-dir", depth_dir),
+                   ("--export", export))
+        check_not_inputs([(n, p) for n, p in outputs if p is not None], [("VIDEO", video)])
+        chunked = chunk_frames is not None or max_memory_gb is not None
+        options = ReconstructOptions(frames, ChunkOptions(chunk_frames, overlap, max_memory_gb, chunk_align)
+                                     if chunked else None, parse_anchor(known_distance, camera_height),
+                                     gravity_align, device)
+        if device == "cuda":
+            import torch
 
-        if depth_dir is not None:
-            check_replaceable_dir(depth_dir)
-        if device == "cuda" and not torch.cuda.is_available():
-            fail("--device cuda was asked for but no CUDA device is available")
-        probe(video)  # a broken input fails here, before any model is loaded
-        timings: dict[str, float] = {}
-
-        with _progress() as progress:
-            task = progress.add_task("loading model", total=5)
-            t = time.perf_counter()
+            if not torch.cuda.is_available():
+                fail("--device cuda was asked for but no CUDA device is available")
+        source = open_frame_source(video)  # a broken input fails here, before any model is loaded
+        with _progress() as on_stage:
             net = load_model(model, vggt, device)
-            settings = preprocess_settings(net)
-            timings["load_model_s"] = time.perf_counter() - t
-            progress.update(task, advance=1, description="reading frames")
-
-            t = time.perf_counter()
-            clip = read_frames(video, frames or settings.num_frames)
-            timings["read_s"] = time.perf_counter() - t
-            src_h, src_w = clip.images.shape[1:3]
-            console.print(f"read {len(clip.indices)} of {clip.num_source_frames} frames ({src_w}x{src_h}) "
-                          f"from {video} with {clip.backend}")
-
-            def on_stage(name: str) -> None:
-                descriptions = {"preprocessing": "preprocessing",
-                                "network": f"network ({len(clip.indices)} frames, {device})",
-                                "postprocessing": "writing outputs"}
-                progress.update(task, advance=1, description=descriptions.get(name, name))
-
-            rec = reconstruct_frames(net, list(clip.images), device=device, on_stage=on_stage)
-            timings.update({k: v for k, v in rec.timings.items() if k != "postprocess_s"})
-            S, H, W = rec.num_frames, rec.height, rec.width
-
-            t = time.perf_counter()
-            cloud = rec.point_cloud(conf_percentile=conf_percentile, max_points=max_points)
-            with contextlib.ExitStack() as stage:  # every output is renamed into place only if all succeed
-                write_point_cloud(stage.enter_context(atomic_path(output)), cloud.points, cloud.colors,
-                                  cloud.confidence)
-                if cameras is not None:
-                    write_cameras_json(
-                        stage.enter_context(atomic_path(cameras)), source_indices=clip.indices.tolist(),
-                        timestamps=None if clip.timestamps is None else clip.timestamps.tolist(),
-                        camera_to_world=rec.camera_to_world(), intrinsics=rec.intrinsic, width=W, height=H,
-                        metric=rec.metric, scale=rec.scale, source_intrinsics=rec.source_intrinsics(),
-                        extra={"source": str(video), "source_width": int(src_w), "source_height": int(src_h),
-                               "fps": clip.fps, "preprocess": {"mode": settings.mode,
-                                                               "image_size": settings.image_size}})
-                if depth_dir is not None:
-                    write_depth_pngs(stage.enter_context(atomic_dir(depth_dir)), rec.depth)
-            timings["write_s"] = time.perf_counter() - t + rec.timings.get("postprocess_s", 0.0)
-            progress.update(task, advance=1)
-    timings["total_s"] = time.perf_counter() - t_start
-
-    summary = {
-        "input": str(video),
-        "backend": clip.backend,
-        "frames": int(S),
-        "source_frames": clip.indices.tolist(),
-        "source_resolution": [int(src_w), int(src_h)],
-        "resolution": [int(W), int(H)],
-        "points": int(len(cloud.points)),
-        "scale": rec.scale,
-        "metric": rec.metric,
-        "device": device,
-        "timings": {k: round(v, 4) for k, v in timings.items()},
-        "outputs": {"ply": str(output), "cameras": None if cameras is None else str(cameras),
-                    "depth_dir": None if depth_dir is None else str(depth_dir)},
-    }
+            summary = reconstruct_to_outputs(net, source, options, request, on_stage)
     if as_json:
         typer.echo(json.dumps(summary))
         return
-    units = "metres" if rec.metric else "relative units (not metric)"
-    console.print(f"wrote {summary['points']:,} points to {output} ({units}, scale {rec.scale:.4g}) "
-                  f"in {timings['total_s']:.2f} s")
-    if cameras is not None:
-        console.print(f"wrote {S} cameras to {cameras}")
-    if depth_dir is not None:
-        console.print(f"wrote {S} depth PNGs (uint16 millimetres) to {depth_dir}/")
+    units = "metres" if summary["metric"] else "relative units (not metric)"
+    src_w, src_h = summary["source_resolution"]
+    console.print(f"read {summary['frames']} frames ({src_w}x{src_h}) from {video} with {summary['backend']}")
+    if summary["chunks"]:
+        c = summary["chunks"]
+        console.print(f"{c['count']} chunks of {c['frames']} frames (overlap {overlap}, {c['align']}); "
+                      f"peak memory {summary['peak_rss_gb']:.2f} GB")
+    console.print(f"wrote {summary['points']:,} points to {output} ({units}; scale from "
+                  f"{summary['scale_source']['detail']}) in {summary['timings']['total_s']:.2f} s")
+    for key, what in (("cameras", "cameras"), ("depth_dir", "depth PNGs (uint16 millimetres)"),
+                      ("export_dir", "COLMAP + GLB + nerfstudio export"), ("preview", "preview")):
+        if summary["outputs"][key]:
+            console.print(f"wrote {what} to {summary['outputs'][key]}")
