@@ -65,14 +65,14 @@ def main() -> None:
 
     from vidllm_core.config import VidLLMConfig
     from vidllm_core.data.preprocess import preprocess_images
-    from vidllm_core.data.video import read_frames
+    from vidllm_core.data.frames import open_frame_source
     from vidllm_core.language import prompts as P
     from vidllm_core.language.cache import SceneCache, file_sha256
     from vidllm_core.language.pooling import voxel_pool
     from vidllm_core.models.build import build_model
     from vidllm_core.models.patch3d import patch_centroids
     from vidllm_core.pipelines.language import ask
-    from vidllm_core.pipelines.scene import encode_video
+    from vidllm_core.pipelines.vision_pass import run_vision_pass
 
     hf_logging.set_verbosity_error()
     config = VidLLMConfig.from_name(args.preset)
@@ -98,21 +98,21 @@ def main() -> None:
 
         def joint_first() -> None:
             cache = SceneCache(Path(tempfile.mkdtemp(dir=tmp)))  # empty cache: the vision pass runs
-            scene = encode_video(model, video, None, cache)
+            scene = run_vision_pass(model, video, tokens=True, cache=cache)
             ask(model, scene.encoding, [question], max_new_tokens=args.max_new_tokens)
 
         warm = SceneCache(Path(tmp) / "warm")
-        encode_video(model, video, None, warm)
+        run_vision_pass(model, video, tokens=True, cache=warm)
 
         def joint_cached() -> None:
-            scene = encode_video(model, video, None, warm)
+            scene = run_vision_pass(model, video, tokens=True, cache=warm)
             assert scene.cached
             ask(model, scene.encoding, ["What color is the sofa?"], max_new_tokens=args.max_new_tokens)
 
         @torch.no_grad()
         def concatenation(metric: bool) -> None:
             file_sha256(video)  # same I/O as the joint path
-            clip = read_frames(video, n)
+            clip = open_frame_source(video).read(n)
             images = preprocess_images(list(clip.images), mode=config.input.mode, target_size=config.input.image_size,
                                        patch_size=enc_cfg.patch_size)
             out = vggt(images.unsqueeze(0))  # 1. the reconstruction model: relative depth + cameras
