@@ -70,6 +70,28 @@ def scannet(
             raise typer.Exit(1)
 
 
+@app.command("proposals")
+def proposals(
+    source: Annotated[Path, typer.Argument(help="A Chat-Scene-style dump (scannet_mask3d_<split>_attributes.pt or "
+                                           ".json: {scene: {\"locs\": [[cx,cy,cz,dx,dy,dz], ...]}}), a JSON "
+                                           "{scene: [[...], ...]}, or a folder of <scene>.json / .npy files.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for <scene>.json files (what --proposals "
+                                      "reads).")],
+    box_format: Annotated[str, typer.Option(help="center_size ([cx,cy,cz,dx,dy,dz]) or minmax "
+                                            "([xmin,ymin,zmin,xmax,ymax,zmax]).")] = "center_size",
+) -> None:
+    """Convert published 3D object proposals into per-scene files (boxes in the scene's axis-aligned frame)."""
+    with user_errors():
+        from vidllm_core.data.proposals import convert_proposals
+
+        report = convert_proposals(source, out, box_format=box_format)
+        dropped = sum(r["dropped"] for r in report.values())
+        if dropped:
+            print(f"warning: dropped {dropped} box(es) with NaN / inf coordinates or a size <= 0 in "
+                  f"{sum(1 for r in report.values() if r['dropped'])} scene(s)", file=sys.stderr)
+        print(f"{out}: {len(report)} scene(s), {sum(r['kept'] for r in report.values())} proposal(s)", file=sys.stderr)
+
+
 def _task_file(value: str) -> tuple[str, Path]:
     name, sep, path = value.partition("=")
     if not sep or not name or not path:

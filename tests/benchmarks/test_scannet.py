@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from vidllm_core.data.benchmarks import (Problems, boxes_from_scannet_scan, load_gt_boxes_file, load_proposals,
+from vidllm_core.data.benchmarks import (Problems, boxes_from_scannet_scan, load_gt_boxes_file,
                                          load_scannet_scene, open_scene, read_scene_list, save_gt_boxes_file)
 from vidllm_core.data.benchmarks.scannet import validate_frames
 from vidllm_core.errors import DataError
@@ -95,19 +95,10 @@ def test_gt_boxes_from_raw_scan_after_alignment(tmp_path: Path) -> None:
         assert np.allclose(got[oid], box, atol=1e-5)
 
 
-def test_gt_boxes_file_and_proposals(tmp_path: Path) -> None:
+def test_gt_boxes_file(tmp_path: Path) -> None:
     boxes = {"scene0000_00": {3: np.array([1, 2, 3, 1, 1, 1.0])}}
     save_gt_boxes_file(tmp_path / "gt.json", boxes)
     assert np.array_equal(load_gt_boxes_file(tmp_path / "gt.json")["scene0000_00"][3], boxes["scene0000_00"][3])
-    np.save(tmp_path / "scene0000_00.npy", np.ones((4, 6)))
-    (tmp_path / "scene0001_00.json").write_text(json.dumps([[0, 0, 0, 1, 1, 1]]))
-    assert load_proposals(tmp_path, "scene0000_00").shape == (4, 6)
-    assert load_proposals(tmp_path, "scene0001_00").shape == (1, 6)
-    (tmp_path / "scene0002_00.json").write_text(json.dumps([[0, 0, 0, 1, 1]]))
-    with pytest.raises(DataError, match="boxes must be"):
-        load_proposals(tmp_path, "scene0002_00")
-    with pytest.raises(DataError, match="no proposals"):
-        load_proposals(tmp_path, "scene0003_00")
 
 
 def test_scene_list(tmp_path: Path) -> None:

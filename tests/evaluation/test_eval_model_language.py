@@ -159,6 +159,38 @@ def test_grounding_selects_among_proposals(data: SimpleNamespace, tmp_path: Path
                 assert np.abs(props - np.asarray(box)).max(1).min() < 1e-12
 
 
+def test_bad_proposal_files_are_counted_and_labelled(data: SimpleNamespace, tmp_path: Path) -> None:
+    """An empty list, NaN rows and non-positive sizes: the run completes, every problem is counted in a note of
+    metrics.json and the mode is labelled (issue 12); no silent zero score."""
+    props = tmp_path / "props"
+    props.mkdir()
+    good = np.load(data.props / f"{SCENES[0]}.npy")
+    bad = np.concatenate([good, [[np.nan, 0, 0, 1, 1, 1], [1, 1, 1, 0, 1, 1], [1, 1, 1, -1, 1, 1]]])
+    np.save(props / f"{SCENES[0]}.npy", bad)
+    (props / f"{SCENES[1]}.json").write_text(json.dumps({"scene_id": SCENES[1], "boxes": []}))
+    res = run_eval(data, "scanrefer", tmp_path / "o", "--proposals", str(props))
+    assert res.exit_code == 0, res.output
+    notes = json.loads((tmp_path / "o" / "metrics.json").read_text())["notes"]
+    assert any(n.startswith("mode: proposals") for n in notes), notes
+    assert any("dropped 3 box(es)" in n and "1 scene(s)" in n for n in notes), notes
+    assert any("no valid proposal in 1 scene(s)" in n for n in notes), notes
+    for p in records(tmp_path / "o" / "predictions.jsonl"):
+        boxes = np.asarray(p["boxes"]).reshape(-1, 6)
+        assert np.isfinite(boxes).all() and (boxes[:, 3:] > 0).all()
+        assert len(boxes) == (1 if p["id"].startswith(SCENES[0]) else 0)
+    (props / f"{SCENES[1]}.json").write_text(json.dumps({"scene_id": SCENES[0], "boxes": good.tolist()}))
+    res = run_eval(data, "scanrefer", tmp_path / "o2", "--proposals", str(props))
+    assert res.exit_code == 2 and f"is for scene '{SCENES[0]}', not '{SCENES[1]}'" in res.output
+    assert "Traceback" not in res.output
+
+
+def test_regression_mode_is_labelled(data: SimpleNamespace, tmp_path: Path) -> None:
+    res = run_eval(data, "scanrefer", tmp_path / "o", "--limit", "1")
+    assert res.exit_code == 0, res.output
+    notes = json.loads((tmp_path / "o" / "metrics.json").read_text())["notes"]
+    assert any(n.startswith("mode: regression") for n in notes), notes
+
+
 def test_scan2cap_with_proposals_captions_the_best_proposal(data: SimpleNamespace, tmp_path: Path) -> None:
     from vidllm_core.metrics.grounding import box3d_iou_matrix
 

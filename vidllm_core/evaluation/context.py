@@ -79,11 +79,15 @@ class EvalContext:
         return boxes[object_id]
 
     def proposals(self, scene_id: str) -> np.ndarray:
-        from vidllm_core.data.benchmarks.scannet import load_proposals
+        """Valid proposal boxes (K, 6) of a scene (`data.proposals.read_proposals`); dropped rows and empty
+        scenes are counted in `notes`."""
+        from vidllm_core.data.proposals import ProposalLog, read_proposals
 
         if self.proposals_dir is None:
-            raise DataError("this baseline needs proposal boxes: give --proposals DIR (<scene>.npy or <scene>.json)")
-        return load_proposals(self.proposals_dir, scene_id)
+            raise DataError("this baseline needs proposal boxes: give --proposals DIR (<scene>.json or <scene>.npy)")
+        found = read_proposals(self.proposals_dir, scene_id)
+        self.cached("proposal-log", lambda: ProposalLog(self.notes)).record(found)
+        return found.boxes
 
     def nyu40_of(self) -> dict[str, int] | None:
         """raw_category -> nyu40id from `--label-map` (columns 1 and 4 of scannetv2-labels.combined.tsv)."""

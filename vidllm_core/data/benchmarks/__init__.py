@@ -5,7 +5,7 @@ from vidllm_core.data.benchmarks._common import Problems, scene_path
 from vidllm_core.data.benchmarks.multi3drefer import EVAL_TYPES, Multi3DReferDescription, load_multi3drefer
 from vidllm_core.data.benchmarks.referit3d import VIEW_DEPENDENT_WORDS, ReferIt3DUtterance, load_referit3d
 from vidllm_core.data.benchmarks.scannet import (PosedFrame, ScanNetScene, boxes_from_scannet_scan,
-                                                 load_gt_boxes_file, load_proposals, load_scannet_scene, open_scene,
+                                                 load_gt_boxes_file, load_scannet_scene, open_scene,
                                                  read_axis_alignment, read_depth_png, read_matrix, read_scene_list,
                                                  save_gt_boxes_file)
 from vidllm_core.data.benchmarks.scanqa import ScanQAQuestion, load_scanqa
@@ -17,7 +17,7 @@ __all__ = [
     "EVAL_TYPES", "Multi3DReferDescription", "PosedFrame", "Problems", "QUESTION_TYPES", "ReferIt3DUtterance",
     "SQA3DQuestion", "Scan2CapObject", "ScanNetScene", "ScanQAQuestion", "ScanReferDescription",
     "VIEW_DEPENDENT_WORDS", "boxes_from_scannet_scan", "find_sqa3d_pair", "load_gt_boxes_file", "load_multi3drefer",
-    "load_proposals", "load_referit3d", "load_scan2cap", "load_scannet_scene", "load_scanqa", "load_scanrefer",
+    "load_referit3d", "load_scan2cap", "load_scannet_scene", "load_scanqa", "load_scanrefer",
     "load_sqa3d", "open_scene", "read_axis_alignment", "read_depth_png", "read_matrix", "read_scene_list",
     "save_gt_boxes_file", "scan2cap_corpus", "scene_path",
 ]

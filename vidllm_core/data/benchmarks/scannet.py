@@ -190,21 +190,6 @@ def _boxes_array(value: object, where: str) -> np.ndarray:
     return arr.reshape(-1, 6)
 
 
-def load_proposals(proposals_dir: str | os.PathLike, scene_id: str) -> np.ndarray:
-    """Per-scene proposal boxes (Mask3D-style detections) as (K, 6) `[cx, cy, cz, dx, dy, dz]` in the aligned
-    frame, from `<dir>/<scene>.npy` (float array K x 6) or `<dir>/<scene>.json` (list of 6-lists)."""
-    base = scene_path(proposals_dir, scene_id)
-    npy, js = base.with_name(f"{scene_id}.npy"), base.with_name(f"{scene_id}.json")
-    if npy.is_file():
-        try:
-            return _boxes_array(np.load(npy, allow_pickle=False), str(npy))
-        except ValueError as exc:
-            raise DataError(f"{npy}: unreadable proposals ({exc})") from None
-    if js.is_file():
-        return _boxes_array(read_json(js, "proposals"), str(js))
-    raise DataError(f"no proposals for scene {scene_id} in {proposals_dir} (expected {scene_id}.npy or .json)")
-
-
 def load_gt_boxes_file(path: str | os.PathLike) -> dict[str, dict[int, np.ndarray]]:
     """GT boxes `{scene_id: {object_id: [cx, cy, cz, dx, dy, dz]}}` from one JSON file (object ids as keys)."""
     obj = read_json(path, "GT boxes")
