@@ -155,10 +155,10 @@ def command(video: Annotated[Path, typer.Argument(help="Video file, image folder
         outputs = (("-o", output), ("--cameras", cameras), ("--preview", preview), ("--depth-dir", depth_dir),
                    ("--export", export))
         check_not_inputs([(n, p) for n, p in outputs if p is not None], [("VIDEO", video)])
+        chunking = ChunkOptions(chunk_frames, overlap, max_memory_gb, chunk_align)  # checks the values
         chunked = chunk_frames is not None or max_memory_gb is not None
-        options = ReconstructOptions(frames, ChunkOptions(chunk_frames, overlap, max_memory_gb, chunk_align)
-                                     if chunked else None, parse_anchor(known_distance, camera_height),
-                                     gravity_align, device)
+        options = ReconstructOptions(frames, chunking if chunked else None, parse_anchor(known_distance,
+                                     camera_height), gravity_align, device)
         if device == "cuda":
             import torch
 

@@ -23,7 +23,6 @@ from transformers import AutoConfig, AutoModelForCausalLM, GenerationConfig, Pre
 from vidllm_core.config import LanguageConfig
 from vidllm_core.errors import CheckpointError, ConfigError, DataError
 from vidllm_core.heads.grounding import GroundingHead, GroundingOutput, select_boxes
-from vidllm_core.language.pooling import PooledScene, voxel_pool
 from vidllm_core.language.prompts import TaskPrompt, chat_text
 from vidllm_core.language.tokenizer import GROUND, SCENE, ensure_special_tokens, load_tokenizer
 from vidllm_core.losses.grounding import grounding_loss, proposal_loss
@@ -57,14 +56,14 @@ class SceneLanguageModel(nn.Module):
     Args:
         llm: a Hugging Face causal LM. tokenizer: its tokenizer (reserved tokens are added if missing and the
             embeddings resized to `len(tokenizer)`). token_dim: C, width of the 3D patch tokens.
-        num_grounding_queries, token_budget, voxel_size, max_question_tokens: from `LanguageConfig`.
+        num_grounding_queries, max_question_tokens: from `LanguageConfig` (its pooling settings are read by
+            `language.pooling.pool_scene_tokens`).
         grounding_dim: width of the grounding head. system_prompt: optional system text for the chat template.
     """
 
     def __init__(self, llm: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, token_dim: int, *,
-                 num_grounding_queries: int = 16, token_budget: int = 1024, voxel_size: float = 0.2,
-                 max_question_tokens: int = 256, grounding_dim: int = 128, system_prompt: str | None = None,
-                 pool_reduction: str = "coarsen") -> None:
+                 num_grounding_queries: int = 16, max_question_tokens: int = 256, grounding_dim: int = 128,
+                 system_prompt: str | None = None) -> None:
         super().__init__()
         ensure_special_tokens(tokenizer)
         if tokenizer.eos_token_id is None:
@@ -72,9 +71,6 @@ class SceneLanguageModel(nn.Module):
         if llm.get_input_embeddings().num_embeddings < len(tokenizer):
             llm.resize_token_embeddings(len(tokenizer))
         self.tokenizer = tokenizer
-        self.token_budget = int(token_budget)
-        self.voxel_size = float(voxel_size)
-        self.pool_reduction = pool_reduction
         self.max_question_tokens = int(max_question_tokens)
         self.system_prompt = system_prompt
         hidden = int(llm.config.get_text_config().hidden_size)
@@ -122,12 +118,6 @@ class SceneLanguageModel(nn.Module):
     def llm_config_dict(self) -> dict:
         """The LLM's Hugging Face config as a plain dict (what `LanguageConfig.llm` stores)."""
         return self.llm.config.to_dict()
-
-    # ---- scene tokens ------------------------------------------------------------------------------------------
-    def pool(self, tokens: Tensor, xyz: Tensor, valid: Tensor | None = None) -> PooledScene:
-        """Voxel-pool raw 3D patch tokens [B, N, C] / xyz [B, N, 3] to at most `token_budget` (see pooling.py)."""
-        return voxel_pool(tokens, xyz, valid, voxel_size=self.voxel_size, budget=self.token_budget,
-                          reduction=self.pool_reduction)
 
     def _embed_dtype(self) -> torch.dtype:
         return self.llm.get_input_embeddings().weight.dtype
@@ -356,10 +346,8 @@ def _targets(prompts: Sequence[PromptLike], targets: Sequence[str | None] | None
 
 def language_kwargs(cfg: LanguageConfig) -> dict[str, object]:
     """`SceneLanguageModel` keyword arguments held by a `LanguageConfig` (everything but the LLM itself)."""
-    return {"num_grounding_queries": cfg.num_grounding_queries, "token_budget": cfg.token_budget,
-            "voxel_size": cfg.voxel_size, "max_question_tokens": cfg.max_question_tokens,
-            "grounding_dim": cfg.grounding_dim, "system_prompt": cfg.system_prompt,
-            "pool_reduction": cfg.pool_reduction}
+    return {"num_grounding_queries": cfg.num_grounding_queries, "max_question_tokens": cfg.max_question_tokens,
+            "grounding_dim": cfg.grounding_dim, "system_prompt": cfg.system_prompt}
 
 
 def _first_line(exc: BaseException) -> str:
