@@ -16,11 +16,15 @@ seed. Named dimensions: B batch, N input tokens (frames x patches), M pooled tok
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
 
-__all__ = ["PooledScene", "voxel_pool", "farthest_point_sample", "COARSEN_FACTOR", "REDUCTIONS"]
+if TYPE_CHECKING:
+    from vidllm_core.config import LanguageConfig
+
+__all__ = ["PooledScene", "voxel_pool", "pool_scene_tokens", "farthest_point_sample", "COARSEN_FACTOR", "REDUCTIONS"]
 
 COARSEN_FACTOR = 1.25
 REDUCTIONS = ("coarsen", "fps")
@@ -168,3 +172,15 @@ def voxel_pool(
     if rows:
         out_tok = torch.stack(rows)
     return PooledScene(tokens=out_tok, xyz=out_xyz, mask=mask, voxel_size=sizes)
+
+
+def pool_scene_tokens(tokens: Tensor, xyz: Tensor, config: "LanguageConfig | None",
+                      valid: Tensor | None = None) -> PooledScene:
+    """`voxel_pool` with a model's language settings (`voxel_size`, `token_budget`, `pool_reduction`; the defaults
+    of `LanguageConfig` when the model has none): the one place those settings are read, for Stage-2 training
+    (`VidLLM.scene_tokens`), inference (`VidLLM.encode_scene`) and chunked long videos alike."""
+    from vidllm_core.config import LanguageConfig
+
+    cfg = config or LanguageConfig()
+    return voxel_pool(tokens, xyz, valid, voxel_size=cfg.voxel_size, budget=cfg.token_budget,
+                      reduction=cfg.pool_reduction)

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
@@ -31,6 +32,9 @@ from vidllm_core.models.encoder import DinoEncoder
 from vidllm_core.models.metric_depth import MetricDepthModel
 from vidllm_core.models.patch3d import Patch3DEmbedding, patch_centroids
 from vidllm_core.models.reconstruction import VGGTReconstruction
+
+if TYPE_CHECKING:
+    from vidllm_core.language.pooling import PooledScene
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -181,14 +185,9 @@ class VidLLM(nn.Module):
         Returns:
             `SceneEncoding`: tokens [M, C], xyz [M, 3] (metres, world = first camera), mask [M], geometry.
         """
-        from vidllm_core.language.pooling import voxel_pool
-
         out = self(images.unsqueeze(0))
         geometry = self.geometry(out, 0)
-        tokens, xyz = self.patch_tokens_3d(out["tokens_lang"][0], geometry)
-        cfg = self.config.language or LanguageConfig()
-        pooled = voxel_pool(tokens[None], xyz[None], None, voxel_size=cfg.voxel_size, budget=cfg.token_budget,
-                            reduction=cfg.pool_reduction)
+        pooled = self.scene_tokens(out["tokens_lang"][0], geometry)
         keep = pooled.mask[0]
         return SceneEncoding(pooled.tokens[0][keep], pooled.xyz[0][keep], keep[keep], geometry)
 
@@ -268,6 +267,18 @@ class VidLLM(nn.Module):
         s, n, c = tokens_lang.shape
         xyz = patch_centroids(geometry.world_points.detach(), self.config.encoder.patch_size).reshape(s, n, 3)
         return self.patch3d(tokens_lang, xyz).reshape(s * n, c), xyz.reshape(s * n, 3)
+
+    def scene_tokens(self, tokens_lang: Tensor, geometry: SceneGeometry) -> "PooledScene":
+        """The LLM's scene tokens of one sequence: 3D patch tokens (Eq. 3-4) voxel-pooled to the token budget
+        (`language.pooling.pool_scene_tokens`). The one path of Stage-2 training and of `encode_scene`.
+
+        Returns:
+            `PooledScene` of batch 1: tokens [1, M, C], xyz [1, M, 3] (metres, the sequence's world), mask [1, M].
+        """
+        from vidllm_core.language.pooling import pool_scene_tokens
+
+        tokens, xyz = self.patch_tokens_3d(tokens_lang, geometry)
+        return pool_scene_tokens(tokens[None], xyz[None], self.config.language)
 
     @torch.no_grad()
     def reconstruct(self, images: Tensor) -> SceneGeometry:

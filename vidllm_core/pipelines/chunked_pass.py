@@ -125,17 +125,15 @@ def merge_encodings(model: Any, encodings: list[Any], chunks: list[ChunkInfo], r
     """One `SceneEncoding`: every chunk's pooled tokens in the global world, voxel-pooled again to the budget."""
     import torch
 
-    from vidllm_core.config import LanguageConfig
-    from vidllm_core.language.pooling import voxel_pool
+    from vidllm_core.language.pooling import pool_scene_tokens
     from vidllm_core.models.vidllm import SceneEncoding, SceneGeometry
 
     if len(encodings) == 1:
         return encodings[0]
     xyz = [torch.as_tensor(c.transform.apply(e.xyz.double().cpu().numpy()), dtype=e.xyz.dtype, device=e.xyz.device)
            for e, c in zip(encodings, chunks)]
-    cfg = model.config.language or LanguageConfig()
-    pooled = voxel_pool(torch.cat([e.tokens for e in encodings])[None], torch.cat(xyz)[None], None,
-                        voxel_size=cfg.voxel_size, budget=cfg.token_budget, reduction=cfg.pool_reduction)
+    pooled = pool_scene_tokens(torch.cat([e.tokens for e in encodings])[None], torch.cat(xyz)[None],
+                               model.config.language)
     keep = pooled.mask[0]
     geometry = SceneGeometry(*(torch.as_tensor(a, device=device) for a in (
         rec.depth, rec.depth_conf, rec.extrinsic, rec.intrinsic, rec.world_points)), rec.scale, rec.metric)

@@ -80,8 +80,7 @@ class JointModule(nn.Module):
             if not item_prompts:
                 continue
             geometry = self.model.geometry(out, b)
-            t3d, p3d = self.model.patch_tokens_3d(out["tokens_lang"][b], geometry)
-            pooled = language.pool(t3d[None], p3d[None])
+            pooled = self.model.scene_tokens(out["tokens_lang"][b], geometry)   # the inference path too
             frame = batch["box_frame"][b].to(pooled.xyz.dtype)
             xyz_b = pooled.xyz[0] @ frame[:3, :3].T + frame[:3, 3]
             for p, box, prop in zip(item_prompts, item_boxes, item_props[b]):
@@ -137,6 +136,12 @@ def build_dataset(recipe: Recipe, config: VidLLMConfig, language: bool = True, g
         clips.language, clips.language_notes = load_language_samples(
             d.annotations, [s.scene_id for s in clips.scenes], gt_boxes=_gt_boxes(recipe),
             max_question_tokens=config.language.max_question_tokens if config.language else 256)
+        if d.proposals:
+            from vidllm_core.training.proposals import build_train_proposals
+
+            dirs = [Path(d.scenes) / s.scene_id for s in clips.scenes]
+            clips.proposals, notes = build_train_proposals(d.proposals, dirs, _gt_boxes(recipe))
+            clips.language_notes = [*clips.language_notes, *notes]
     return clips
 
 
