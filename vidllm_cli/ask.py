@@ -16,7 +16,7 @@ from typing import Annotated
 
 import typer
 
-from vidllm_cli.common import console, fail, user_errors
+from vidllm_cli.common import console, fail, read_stdin_line, user_errors
 from vidllm_cli.scene import (
     CacheDirOpt,
     DeviceOpt,
@@ -123,7 +123,7 @@ def _interactive(net, encoding, options: dict, as_json: bool) -> None:
     while True:
         if tty:
             console.print("? ", end="", style="bold")
-        line = sys.stdin.readline()
+        line = read_stdin_line()
         if not line or (tty and not line.strip()) or line.strip() in ("exit", "quit"):
             return
         if not line.strip():

@@ -37,6 +37,15 @@ def fail(message: str, code: int = 2) -> NoReturn:
     raise typer.Exit(code)
 
 
+def read_stdin_line() -> str:
+    """One line of standard input ("" at its end). Bytes that are not UTF-8 are kept as lone surrogates (never a
+    UnicodeDecodeError that would end a session), so the text check reports that one line as an error."""
+    buffer = getattr(sys.stdin, "buffer", None)
+    if buffer is None:
+        return sys.stdin.readline()
+    return buffer.readline().decode("utf-8", errors="surrogateescape")
+
+
 class user_errors:
     """Context manager: turn library input errors (VidLLMError, OSError on user paths) into one line + exit 2."""
 

@@ -48,8 +48,8 @@ def command(
                        TimeElapsedColumn(), console=console, transient=False)
         with run_lock(out_dir), bar:
             task = bar.add_task("", total=scenes)
-            summary = generate_dataset(out_dir, cfg, progress=lambda i, sid: bar.update(task, completed=i, description=sid),
-                                       overwrite=overwrite)
+            summary = generate_dataset(out_dir, cfg, overwrite=overwrite,
+                                       progress=lambda i, sid: bar.update(task, completed=i, description=sid))
         n = summary["annotation_counts"]
         total = {k: sum(n[s][k] for s in n) for k in n["train"]}
         console.print(f"wrote {scenes} scenes to {out_dir} in {time.perf_counter() - t0:.1f} s "

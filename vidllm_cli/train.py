@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import sys
@@ -31,7 +32,7 @@ def run_stage(stage: str, config: Optional[Path], out: Optional[Path], resume: O
               max_steps: Optional[int], init: Optional[Path], device: Optional[str], print_hash: bool) -> None:
     """Parse the recipe, build the stage, train, checkpoint; one `error:` line for any bad input."""
     distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
-    with user_errors():
+    with user_errors(), contextlib.ExitStack() as held:  # the lock is released before an error line is printed
         from vidllm_core.errors import ConfigError
         from vidllm_core.training.common import RECIPE_FILE, latest_checkpoint, setup_distributed
         from vidllm_core.training.recipe import Recipe
@@ -52,6 +53,14 @@ def run_stage(stage: str, config: Optional[Path], out: Optional[Path], resume: O
         if max_steps is not None and max_steps < 1:
             raise ConfigError("--max-steps must be >= 1")
         out_dir = resume if resume is not None else (out or Path("runs") / (config.stem if config else stage))
+        if int(os.environ.get("RANK", "0")) == 0:  # rank 0 owns the folder (torchrun ranks share it)
+            from vidllm_core.io import check_output, run_lock
+            from vidllm_core.training.common import remove_partial_checkpoints
+
+            check_output(out_dir, "--resume" if resume is not None else "--out")
+            held.enter_context(run_lock(out_dir))
+            for stale in remove_partial_checkpoints(out_dir):
+                console.print(f"removed {stale}, left unfinished by an interrupted save", highlight=False)
         import torch
 
         from vidllm_core.training import common

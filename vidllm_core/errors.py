@@ -21,6 +21,11 @@ class DataError(VidLLMError):
     """Annotations, scenes or predictions are malformed."""
 
 
+# torch.load(weights_only=True) refused a pickle (pytorch_model.bin) that holds more than tensors: nothing ran.
+PICKLE_REFUSED = ("a pickled weights file (pytorch_model.bin) holds objects other than tensors and was not loaded "
+                  "(only plain weights are read); convert the checkpoint to safetensors")
+
+
 class RunLockedError(VidLLMError):
     """Another process holds the run folder's lock (two runs must not write one folder)."""
 

@@ -222,7 +222,8 @@ def read_image(file: Path) -> np.ndarray:
         with Image.open(file) as img:
             img.load()
             return rgb8(img)
-    except (OSError, UnidentifiedImageError, ValueError) as exc:
+    except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError,
+            Image.DecompressionBombWarning) as exc:  # the warning is an error under the CLI (vidllm_cli.common)
         raise VideoError(f"cannot read image '{file}': {exc}") from None
 
 

@@ -88,7 +88,8 @@ class SceneCache:
         """Store tensors (copied to contiguous CPU memory) atomically; returns the entry's path."""
         path = self.path(key)
         flat = {name: t.detach().to("cpu").contiguous().clone() for name, t in tensors.items()}
-        meta = {str(k): str(v) for k, v in (metadata or {}).items()} | {"vidllm_cache_version": str(CACHE_VERSION)}
+        meta = {str(k): _utf8(str(v)) for k, v in (metadata or {}).items()}
+        meta["vidllm_cache_version"] = str(CACHE_VERSION)
         with atomic_path(path) as tmp:
             save_file(flat, str(tmp), metadata=meta)
         return path
@@ -104,6 +105,11 @@ class SceneCache:
                 entry.unlink(missing_ok=True)
                 removed += 1
         return removed
+
+
+def _utf8(text: str) -> str:
+    """Metadata must be UTF-8: a non-UTF-8 file name (lone surrogates) is kept as backslash escapes."""
+    return text.encode("utf-8", errors="backslashreplace").decode("utf-8")
 
 
 def tensors_equal(a: Mapping[str, Tensor], b: Mapping[str, Tensor]) -> bool:

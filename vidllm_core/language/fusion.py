@@ -10,6 +10,7 @@ Named dimensions: B batch, N raw 3D tokens, M pooled tokens, C token width, D LL
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +22,7 @@ from torch import Tensor, nn
 from transformers import AutoConfig, AutoModelForCausalLM, GenerationConfig, PreTrainedModel, PreTrainedTokenizerBase
 
 from vidllm_core.config import LanguageConfig
-from vidllm_core.errors import CheckpointError, ConfigError, DataError
+from vidllm_core.errors import PICKLE_REFUSED, CheckpointError, ConfigError, DataError
 from vidllm_core.heads.grounding import GroundingHead, GroundingOutput, select_boxes
 from vidllm_core.language.prompts import TaskPrompt, chat_text
 from vidllm_core.language.tokenizer import GROUND, SCENE, ensure_special_tokens, load_tokenizer
@@ -111,6 +112,8 @@ class SceneLanguageModel(nn.Module):
         try:
             llm = AutoModelForCausalLM.from_pretrained(str(path), local_files_only=True, trust_remote_code=False,
                                                        dtype=dtype)
+        except pickle.UnpicklingError:
+            raise CheckpointError(f"refused the LLM in {path}: {PICKLE_REFUSED}") from None
         except (OSError, ValueError, RuntimeError, KeyError, SafetensorError) as exc:
             raise CheckpointError(f"cannot load the LLM in {path}: {_first_line(exc)}") from None
         return cls(llm, tokenizer, token_dim, **{**language_kwargs(cfg), **kwargs})  # type: ignore[arg-type]

@@ -54,6 +54,10 @@ def clean_text(text: str, what: str = "question") -> str:
     """Strip whitespace and the reserved tokens from user text; an empty result raises DataError."""
     if not isinstance(text, str):
         raise DataError(f"{what} must be text, got {type(text).__name__}")
+    try:  # undecodable bytes (a non-UTF-8 argument or stdin line) arrive as lone surrogates
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise DataError(f"{what} is not valid UTF-8 text (undecodable byte at character {exc.start})") from None
     for special in SPECIAL_TOKENS:
         text = text.replace(special, " ")
     text = " ".join(text.split())

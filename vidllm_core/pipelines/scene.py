@@ -63,16 +63,21 @@ def _frames_meta(frames: Frames, infos: list[ResizeInfo]) -> str:
 
 
 def store(cache: SceneCache, key: str, scene: "Scene") -> None:
-    """Write `scene` (made with tokens) under `key`; a read-only or full cache directory is skipped silently, as the
-    answer does not depend on it."""
+    """Write `scene` (made with tokens) under `key`; a read-only or full cache directory is skipped with a
+    VidLLMWarning, as the answer does not depend on it."""
     assert scene.encoding is not None
     tensors, meta = scene.encoding.to_tensors()
     tensors = tensors | {"images": torch.from_numpy(np.ascontiguousarray(scene.images))}
     try:
         cache.put(key, tensors, meta | {"frames": _frames_meta(scene.frames, scene.reconstruction.infos),
                                         "video": str(scene.source.path)})
-    except OSError:
-        pass
+    except OSError as exc:  # vidllm_core.io names the entry and maps a full disk to OSError, whatever the writer
+        import warnings
+
+        from vidllm_core.errors import VidLLMWarning
+
+        warnings.warn(f"the scene cache was not written ({exc.strerror or exc}: {exc.filename or cache.root}); "
+                      "the answer is unaffected", VidLLMWarning, stacklevel=2)
 
 
 def load(cache: SceneCache, key: str, settings: PreprocessSettings,

@@ -26,7 +26,7 @@ import torch
 from torch import Tensor, nn
 
 from vidllm_core.errors import CheckpointError, ConfigError, VidLLMError
-from vidllm_core.io import write_text_atomic
+from vidllm_core.io import storage_errors, write_text_atomic
 from vidllm_core.training.recipe import ParamGroupSpec, Recipe
 
 STATE_FILE = "trainer_state.pt"
@@ -405,8 +405,9 @@ def save_checkpoint(out_dir: Path, *, model_state: dict[str, Tensor], config_jso
             save_file(extra, str(tmp / EXTRA_FILE), metadata=meta)
         (tmp / "config.json").write_text(config_json + "\n", encoding="utf-8")
         (tmp / RECIPE_FILE).write_text(recipe_json + "\n", encoding="utf-8")
-        torch.save({"optimizer": optimizer_state, "scheduler": scheduler_state, "state": asdict(state),
-                    "rng": _rng_state(), "preset": preset}, tmp / STATE_FILE)
+        with open(tmp / STATE_FILE, "wb") as fh:  # a file object keeps the OSError (disk full) in the chain
+            torch.save({"optimizer": optimizer_state, "scheduler": scheduler_state, "state": asdict(state),
+                        "rng": _rng_state(), "preset": preset}, fh)
         for rel, src in (extra_files or {}).items():
             dst = tmp / rel
             if src.is_dir():
@@ -433,6 +434,22 @@ def _publish_model(ckpt: Path, out_dir: Path) -> None:
     for fname in ("model.safetensors", "config.json"):
         with atomic_path(out_dir / fname) as tmp:
             shutil.copyfile(ckpt / fname, tmp)
+
+
+def remove_partial_checkpoints(out_dir: Path) -> list[Path]:
+    """Delete what a save killed midway left in a run folder (`checkpoints/.tmp-step-*` folders, the hidden
+    temporary files of `latest` and the published model files); returns what was removed. Call it only while
+    holding the run folder's lock (another process's save in progress looks the same)."""
+    out_dir = Path(out_dir)
+    stale = sorted((out_dir / CKPT_DIR).glob(".tmp-step-*"))
+    for name in (LATEST_FILE, "model.safetensors", "config.json"):
+        stale += sorted(out_dir.glob(f".{name}.*"))
+    for p in stale:
+        if p.is_dir():
+            shutil.rmtree(p)
+        else:
+            p.unlink()
+    return stale
 
 
 def latest_checkpoint(out_dir: str | Path) -> Path:
@@ -555,11 +572,12 @@ def checkpoint(run: Run) -> Path | None:
     model_sd, optim_sd = full_state_dicts(run.module, run.optimizer, run.recipe.train.strategy)
     path = None
     if run.dist.is_main:
-        path = save_checkpoint(run.out_dir, model_state=model_sd, config_json=run.config_json,
-                               optimizer_state=optim_sd, scheduler_state=run.scheduler.state_dict(),
-                               state=run.state, recipe_json=run.recipe.to_json(), extra_files=run.extra_files,
-                               preset=run.recipe.model.preset,
-                               carried=run.carry.load() if run.carry is not None else None)
+        with storage_errors(run.out_dir / CKPT_DIR):  # a full disk is one OSError, whatever the writer raised
+            path = save_checkpoint(run.out_dir, model_state=model_sd, config_json=run.config_json,
+                                   optimizer_state=optim_sd, scheduler_state=run.scheduler.state_dict(),
+                                   state=run.state, recipe_json=run.recipe.to_json(), extra_files=run.extra_files,
+                                   preset=run.recipe.model.preset,
+                                   carried=run.carry.load() if run.carry is not None else None)
     if run.dist.distributed:
         import torch.distributed as dist
 

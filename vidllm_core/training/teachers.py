@@ -6,6 +6,7 @@ Hugging Face directory; any module mapping images to patch tokens can be plugged
 from __future__ import annotations
 
 import json
+import pickle
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from vidllm_core.errors import CheckpointError, ConfigError
+from vidllm_core.errors import PICKLE_REFUSED, CheckpointError, ConfigError
 from vidllm_core.models.aggregator import IMAGENET_MEAN, IMAGENET_STD
 from vidllm_core.models.encoder import DinoEncoder
 from vidllm_core.training.recipe import TeacherSpec
@@ -130,6 +131,8 @@ def build_teacher(spec: TeacherSpec, device: str = "cpu") -> Teacher:
 
         try:
             model = CLIPVisionModel.from_pretrained(str(path), local_files_only=True, trust_remote_code=False)
+        except pickle.UnpicklingError:
+            raise CheckpointError(f"refused the CLIP teacher in {path}: {PICKLE_REFUSED}") from None
         except (OSError, ValueError, KeyError) as exc:
             raise CheckpointError(f"cannot load the CLIP teacher from {path}: {str(exc).splitlines()[0]}") from None
         return ClipTeacher(model, spec.image_size, spec.layer).to(device)
