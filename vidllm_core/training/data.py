@@ -166,6 +166,7 @@ class SceneClips(Dataset):
         self.max_language_samples = max_language_samples
         self.task_weights = dict(task_weights or {})
         self.load_geometry = load_geometry
+        self.proposals: Any = None  # training.proposals.TrainProposals: proposals for the grounding samples
 
     def __len__(self) -> int:
         return len(self.scenes)
@@ -208,6 +209,9 @@ class SceneClips(Dataset):
             item["box_frame"] = torch.from_numpy(frame.box_from_world).float()
             item["boxes"] = [None if s.box_world is None else
                              torch.from_numpy(frame.boxes_from_scene(s.box_world)).float() for s in chosen]
+            if self.proposals is not None:
+                item["proposals"] = self.proposals.for_clip(scene.scene_id, frame, [s.box_world for s in chosen],
+                                                            rng)
         return item
 
 

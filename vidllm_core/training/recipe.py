@@ -45,6 +45,8 @@ class DataSpec:
     multi3drefer, nr3d, sr3d), files as released, joined by scene id; "gt_boxes": a GT-boxes JSON (default: the
     prepared folder's, when `scenes` is one). `task_weights`: {task: weight} (default 1; 0 leaves a task out): each
     scene's `max_language_samples` items are drawn with probability proportional to their task's weight.
+    `proposals`: a folder of per-scene proposal files (docs/evaluation.md "Proposals") that trains the proposal
+    scorer, or "synthetic" (GT boxes jittered + distractors; synthrooms scenes only); empty = no proposal loss.
     """
 
     scenes: str = ""
@@ -56,6 +58,7 @@ class DataSpec:
     annotations: dict = field(default_factory=dict)
     max_language_samples: int = 4
     task_weights: dict = field(default_factory=dict)
+    proposals: str = ""
 
 
 @dataclass(frozen=True)
@@ -193,6 +196,7 @@ class Recipe:
         data = dataclasses.replace(
             self.data, scenes=res(self.data.scenes), scene_list=res(self.data.scene_list),
             annotations={k: res(v) if isinstance(v, str) else v for k, v in self.data.annotations.items()},
+            proposals=self.data.proposals if self.data.proposals == "synthetic" else res(self.data.proposals),
         )
         distill = dataclasses.replace(
             self.distill,
