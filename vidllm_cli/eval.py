@@ -40,6 +40,12 @@ def command(
     train_annotations: Annotated[Optional[list[Path]], typer.Option(
         help="Training annotations for the majority baseline.")] = None,
     gt_boxes: Annotated[Optional[Path], typer.Option(help="GT boxes JSON: scene -> object id -> box (cx cy cz dx dy dz).")] = None,
+    prepared: Annotated[Optional[Path], typer.Option(help="Prepared ScanNet folder (vidllm prepare scannet): GT boxes "
+                                                     "and axis alignments; its posed images are the default --scenes "
+                                                     "of --model.")] = None,
+    allow_missing_alignment: Annotated[bool, typer.Option(
+        "--allow-missing-alignment", help="A scene without axis alignment uses identity (noted in metrics.json) "
+        "instead of failing.")] = False,
     proposals: Annotated[Optional[Path], typer.Option(help="Proposal boxes dir: <scene>.npy / <scene>.json (random "
                                                       "baseline; with --model, scanrefer / multi3drefer / scan2cap "
                                                       "select among them).")] = None,
@@ -104,13 +110,21 @@ def command(
                 fail("--device cuda was asked for but no CUDA device is available")
         records, _ = ev.load_items(spec, annotations)
         items = ev.select_items(records, limit, shard_t)
+        if prepared is not None:
+            from vidllm_core.data.prepared import load_prepared
+
+            posed_root = load_prepared(prepared).posed_images_root   # not a prepared folder: one line
+            scenes = scenes if scenes is not None or model is None else posed_root
         ctx = EvalContext(scenes_dir=scenes, gt_boxes_path=gt_boxes, proposals_dir=proposals,
+                          prepared_dir=prepared, allow_missing_alignment=allow_missing_alignment,
                           train_annotations=list(train_annotations or []), label_map=label_map,
                           caption_pipeline=caption_pipeline, depth_align=depth_align, seed=seed, all_records=records,
                           device=device, num_frames=frames, model_variant=variant)
         run_info = {"annotations": [str(Path(p).resolve()) for p in annotations],
                     "scenes": str(scenes.resolve()) if scenes else None,
                     "gt_boxes": str(gt_boxes.resolve()) if gt_boxes else None,
+                    "prepared": str(prepared.resolve()) if prepared else None,
+                    "allow_missing_alignment": allow_missing_alignment,
                     "label_map": str(label_map.resolve()) if label_map else None,
                     "caption_pipeline": caption_pipeline, "depth_align": depth_align, "limit": limit,
                     "shard": f"{shard_t[0]}/{shard_t[1]}" if shard_t else None, "source": modes[0].lstrip("-"),
@@ -158,6 +172,8 @@ def _merge(spec, dirs: list[Path], out: Path, json_out: bool) -> None:
     items = ev.select_items(records, base.get("limit"), None)
     ctx = EvalContext(scenes_dir=Path(base["scenes"]) if base.get("scenes") else None,
                       gt_boxes_path=Path(base["gt_boxes"]) if base.get("gt_boxes") else None,
+                      prepared_dir=Path(base["prepared"]) if base.get("prepared") else None,
+                      allow_missing_alignment=bool(base.get("allow_missing_alignment")),
                       label_map=Path(base["label_map"]) if base.get("label_map") else None,
                       caption_pipeline=base.get("caption_pipeline"), depth_align=base.get("depth_align") or "none",
                       all_records=records)

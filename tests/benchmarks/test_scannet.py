@@ -49,13 +49,17 @@ def test_posed_images_folder(tmp_path: Path) -> None:
     assert scene.color(scene.frames[1]).shape == (6, 8, 3)
 
 
-def test_scene_without_meta_is_identity_and_problems_listed(tmp_path: Path) -> None:
+def test_scene_without_meta_has_no_alignment_and_problems_listed(tmp_path: Path) -> None:
     d = make_scene(tmp_path, bad_pose=True)
     (d / "scene0000_00.txt").unlink()
     (d / "00020.txt").unlink()
     problems = Problems(strict=False)
     scene = load_scannet_scene(d, problems=problems)
-    assert not scene.has_axis_align and np.array_equal(scene.axis_align, np.eye(4))
+    assert not scene.has_axis_align and scene.axis_align is None      # never a silent identity
+    allowed = load_scannet_scene(d, allow_missing_alignment=True, problems=Problems(strict=False))
+    assert not allowed.has_axis_align and np.array_equal(allowed.axis_align, np.eye(4))
+    given = load_scannet_scene(d, axis_align=ALIGN, problems=Problems(strict=False))
+    assert given.has_axis_align and np.array_equal(given.axis_align, ALIGN)
     assert any("00020" in m for m in problems.messages)
     assert validate_frames(scene, problems) == 1 and any("inf" in m for m in problems.messages)
     with pytest.raises(DataError, match="no pose file"):

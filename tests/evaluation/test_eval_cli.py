@@ -167,10 +167,18 @@ def test_scanrefer_gt_from_raw_scans(tmp_path: Path) -> None:
         write_raw_scan(scans, scene, objs)
     preds = [{"scene_id": r["scene_id"], "object_id": r["object_id"], "ann_id": r["ann_id"],
               "box": [k if k < 3 else 50, 0, 0, 1, 1, 1]} for k, r in enumerate(rows)]
-    res = invoke("scanrefer", "-a", ann, "--scenes", scans, "--predictions", jsonl(tmp_path / "p.jsonl", preds),
-                 "-o", tmp_path / "o", "--json")
+    args = ("scanrefer", "-a", ann, "--scenes", scans, "--predictions", jsonl(tmp_path / "p.jsonl", preds),
+            "-o", tmp_path / "o", "--json")
+    res = invoke(*args)   # the scans have no <scene>.txt: never a silent identity alignment
+    assert res.exit_code == 2 and "axis alignment not found" in res.output
+    assert "--allow-missing-alignment" in res.output
+    res = invoke(*args, "--allow-missing-alignment")
     assert res.exit_code == 0, res.output
     assert json.loads(res.stdout)["Acc@0.5"] == 3 / 4
+    doc = json.loads((tmp_path / "o" / "metrics.json").read_text())
+    assert doc["run"]["allow_missing_alignment"] is True
+    identity = f"axis alignment: identity used for {len(boxes)} scene(s)"
+    assert any(n.startswith(identity) for n in doc["notes"]), doc["notes"]
 
 
 # --- Multi3DRefer, Nr3D, Scan2Cap -----------------------------------------------------------------------------

@@ -189,3 +189,46 @@ def test_library_refuses_a_missing_alignment(layout):
     os.remove(layout.scans / A / f"{A}.txt")
     with pytest.raises(DataError, match=f"{A}.txt: axis alignment not found"):
         boxes_from_scannet_scan(layout.scans / A, A)
+
+
+def test_training_reads_the_prepared_folder_and_never_assumes_identity(layout, tmp_path):
+    import torch
+
+    from vidllm_core.training.data import SceneClips
+
+    out = tmp_path / "prepared"
+    assert prepare(layout, out).exit_code == 0
+    clips = SceneClips(out, frames=2, image_size=42)
+    assert [s.scene_id for s in clips.scenes] == [A, B]
+    assert np.allclose(clips.scenes[0].axis_align, layout.alignments[A], atol=1e-8)
+    # bare posed images (ScanNet keeps <scene>.txt in scans/, not there): Stage 1 runs, language is refused
+    bare = SceneClips(layout.posed_images, frames=2, image_size=42)
+    assert bare.scenes[0].axis_align is None
+    assert torch.isnan(bare[0]["box_frame"]).all()          # a placeholder no prompt uses
+    with pytest.raises(DataError, match="have no axis alignment"):
+        bare.language = {A: [object()]}                     # any language sample of that scene
+
+
+def test_eval_scores_against_the_prepared_boxes(layout, tmp_path):
+    """Oracle: the analytic aligned boxes as ScanRefer predictions score Acc@0.5 = 1 with `--prepared`; the same
+    objects' boxes in the raw (unaligned) frame score 0, so the alignment is what the scorer uses."""
+    out = tmp_path / "prepared"
+    assert prepare(layout, out).exit_code == 0
+    targets = [(A, 3), (A, 21), (B, 8), (B, 25)]
+    refer = tmp_path / "refer.json"
+    refer.write_text(json.dumps([{"scene_id": s, "object_id": str(o), "object_name": SCENE_OBJECTS[s][o],
+                                  "ann_id": "0", "description": f"the {SCENE_OBJECTS[s][o]} .",
+                                  "token": ["the", SCENE_OBJECTS[s][o], "."]} for s, o in targets]))
+    for s in (A, B):                            # the control: the same objects' boxes in the unaligned frame
+        os.remove(layout.scans / s / f"{s}.txt")
+    raw = {s: boxes_from_scannet_scan(layout.scans / s, s, allow_missing_alignment=True) for s in (A, B)}
+    for name, boxes, expected in (("oracle", layout.expected_boxes, 1.0), ("unaligned", raw, 0.0)):
+        preds = tmp_path / f"{name}.jsonl"
+        preds.write_text("".join(json.dumps({"scene_id": s, "object_id": str(o), "ann_id": "0",
+                                             "box": [float(v) for v in boxes[s][o]]}) + "\n" for s, o in targets))
+        res = runner.invoke(app, ["eval", "scanrefer", "-a", str(refer), "--prepared", str(out), "--predictions",
+                                  str(preds), "-o", str(tmp_path / name), "--json"])
+        assert res.exit_code == 0, res.output
+        doc = json.loads((tmp_path / name / "metrics.json").read_text())
+        assert doc["metrics"]["Acc@0.5"] == expected, name
+        assert doc["run"]["prepared"] == str(out.resolve())

@@ -34,6 +34,8 @@ class EvalContext:
     device: str = "cpu"
     num_frames: int | None = None            # frames per scene; None = the model's config.input.num_frames
     model_variant: str | None = None         # a model baseline (e.g. "no-alignment"), None = the model as is
+    prepared_dir: Path | None = None         # `vidllm prepare scannet` output: GT boxes and axis alignments
+    allow_missing_alignment: bool = False    # identity for a scene without axis alignment (noted in metrics.json)
     _models: dict[str, Any] = field(default_factory=dict)
     _gt: dict[str, dict[int, np.ndarray]] | None = None
     _gt_scene_cache: dict[str, dict[int, np.ndarray]] = field(default_factory=dict)
@@ -51,15 +53,57 @@ class EvalContext:
             self._models[key] = build()
         return self._models[key]
 
+    # --- prepared ScanNet folder and axis alignment --------------------------------------------------------
+    def prepared(self) -> Any:
+        """The `PreparedScanNet` of `--prepared`, read once (None without it)."""
+        if self.prepared_dir is None:
+            return None
+        from vidllm_core.data.prepared import load_prepared
+
+        return self.cached("prepared", lambda: load_prepared(self.prepared_dir))
+
+    def open_scene(self, scenes_dir: Path, scene_id: str) -> Any:
+        """A posed-images scene (lenient) with its axis alignment: the prepared folder's, else its `<scene>.txt`;
+        none is an error where boxes are placed, unless `allow_missing_alignment` (identity, noted)."""
+        from vidllm_core.data.benchmarks import Problems, open_scene
+
+        prepared = self.prepared()
+        align = None
+        if prepared is not None:
+            align = prepared.axis_align(scene_id)
+            if prepared.alignment(scene_id) != "file":
+                self._note_identity(scene_id, f"prepared with --allow-missing-alignment in {self.prepared_dir}")
+        scene = open_scene(scenes_dir, scene_id, Problems(strict=False), axis_align=align,
+                           allow_missing_alignment=self.allow_missing_alignment)
+        if not scene.has_axis_align and scene.axis_align is not None and align is None:
+            self._note_identity(scene_id, "--allow-missing-alignment")
+        return scene
+
+    def _note_identity(self, scene_id: str, why: str) -> None:
+        """One note per run naming how many scenes used identity (the count grows as scenes are opened)."""
+        names = self._models.setdefault("identity-alignment", [])
+        if scene_id not in names:
+            names.append(scene_id)
+        self.notes[:] = [n for n in self.notes if not n.startswith("axis alignment: identity")]
+        self.note(f"axis alignment: identity used for {len(names)} scene(s) without one (e.g. {names[0]}; {why})")
+
     # --- GT boxes ---------------------------------------------------------------------------------------------
     def has_gt_boxes(self) -> bool:
-        return self.gt_boxes_path is not None or self.scenes_dir is not None
+        return self.gt_boxes_path is not None or self.scenes_dir is not None or self.prepared_dir is not None
 
     def scene_boxes(self, scene_id: str) -> dict[int, np.ndarray]:
-        """All GT boxes of a scene: from `--gt-boxes FILE`, else from the raw ScanNet scan in `--scenes DIR`."""
-        from vidllm_core.data.benchmarks.scannet import boxes_from_scannet_scan, load_gt_boxes_file
+        """All GT boxes of a scene: from `--gt-boxes FILE`, else the `--prepared` folder, else the raw ScanNet scan
+        in `--scenes DIR` (a missing axis alignment refused unless allowed)."""
         from vidllm_core.data.benchmarks._common import scene_path
+        from vidllm_core.data.benchmarks.scannet import load_gt_boxes_file
+        from vidllm_core.data.benchmarks.scannet_scan import scan_objects
 
+        if self.gt_boxes_path is None and self.prepared() is not None:
+            if scene_id not in self._gt_scene_cache:
+                self._gt_scene_cache[scene_id] = self.prepared().boxes(scene_id)
+                if self.prepared().alignment(scene_id) != "file":
+                    self._note_identity(scene_id, f"prepared with --allow-missing-alignment in {self.prepared_dir}")
+            return self._gt_scene_cache[scene_id]
         if self.gt_boxes_path is not None:
             if self._gt is None:
                 self._gt = load_gt_boxes_file(self.gt_boxes_path)
@@ -67,9 +111,14 @@ class EvalContext:
                 raise DataError(f"{self.gt_boxes_path}: no GT boxes for scene {scene_id}")
             return self._gt[scene_id]
         if self.scenes_dir is None:
-            raise DataError("this task needs GT boxes: give --gt-boxes FILE or --scenes DIR with raw ScanNet scans")
+            raise DataError("this task needs GT boxes: give --prepared DIR (vidllm prepare scannet), --gt-boxes FILE or "
+                            "--scenes DIR with raw ScanNet scans")
         if scene_id not in self._gt_scene_cache:
-            self._gt_scene_cache[scene_id] = boxes_from_scannet_scan(scene_path(self.scenes_dir, scene_id), scene_id)
+            scan = scan_objects(scene_path(self.scenes_dir, scene_id), scene_id,
+                                allow_missing_alignment=self.allow_missing_alignment)
+            if scan.alignment != "file":
+                self._note_identity(scene_id, "--allow-missing-alignment")
+            self._gt_scene_cache[scene_id] = scan.boxes()
         return self._gt_scene_cache[scene_id]
 
     def gt_box(self, scene_id: str, object_id: int) -> np.ndarray:

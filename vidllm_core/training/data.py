@@ -36,7 +36,7 @@ class SceneIndex:
     cam_to_world: np.ndarray  # [F, 4, 4]
     intrinsic_color: np.ndarray  # [3, 3]
     intrinsic_depth: np.ndarray | None  # [3, 3]
-    axis_align: np.ndarray  # [4, 4]
+    axis_align: np.ndarray | None  # [4, 4]; None when the scene has none (boxes cannot be placed; never identity)
 
 
 def _read_matrix(path: Path) -> np.ndarray:
@@ -45,14 +45,18 @@ def _read_matrix(path: Path) -> np.ndarray:
     return read_matrix(path)
 
 
-def index_scene(root: str | Path) -> SceneIndex:
-    """Index one scene folder (either layout); frames without depth or with a non-finite pose are dropped."""
+def index_scene(root: str | Path, axis_align: np.ndarray | None = None) -> SceneIndex:
+    """Index one scene folder (either layout); frames without depth or with a non-finite pose are dropped.
+    The axis alignment is `axis_align` (a prepared folder's), else the folder's `<scene>.txt`, else None."""
+    from vidllm_core.data.benchmarks.scannet import read_axis_alignment
+
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"scene folder not found: {root}")
     scene_id = root.name
-    align = np.eye(4)
     if (root / "color").is_dir():
+        meta = root / f"{scene_id}.txt"
+        align = axis_align if axis_align is not None else (read_axis_alignment(meta) if meta.is_file() else None)
         colors, depths, poses = [], [], []
         for p in sorted((root / "color").iterdir(), key=lambda q: (len(q.stem), q.stem)):
             m = _NUM.match(p.name)
@@ -71,7 +75,7 @@ def index_scene(root: str | Path) -> SceneIndex:
     else:
         from vidllm_core.data.benchmarks.scannet import load_scannet_scene
 
-        scene = load_scannet_scene(root, scene_id)
+        scene = load_scannet_scene(root, scene_id, axis_align=axis_align)
         if scene.intrinsic_color is None:
             raise DataError(f"{root}: no intrinsic.txt (colour intrinsics)")
         colors = [f.color for f in scene.frames if f.depth is not None and f.pose is not None]
@@ -134,7 +138,14 @@ def depth_to_output(depth_m: np.ndarray, info: Any, k_color: np.ndarray, k_depth
 def box_frame_of_clip(scene: SceneIndex, first_frame: int) -> BoxFrame:
     """The box frame (`geometry.box_frame`) of a clip: the reconstruction's world is the clip's first camera, which
     the GT pose and the scene's axis alignment place in the benchmark frame of the GT boxes."""
+    if scene.axis_align is None:
+        raise DataError(f"scene {scene.scene_id}: {_NO_ALIGNMENT}")
     return box_frame_from_scene(scene.axis_align @ scene.cam_to_world[first_frame])
+
+
+_NO_ALIGNMENT = ("no axis alignment (GT boxes cannot be placed): point data.scenes at the folder `vidllm prepare "
+                 "scannet` writes (it reads scans/<scene>/<scene>.txt; --allow-missing-alignment there records "
+                 "identity)")
 
 
 class SceneClips(Dataset):
@@ -152,14 +163,19 @@ class SceneClips(Dataset):
                  seed: int = 0, language: dict[str, list[LanguageSample]] | None = None,
                  max_language_samples: int = 4, load_geometry: bool = True,
                  task_weights: dict[str, float] | None = None) -> None:
+        from vidllm_core.data.prepared import is_prepared, load_prepared
+
         root = Path(scenes_dir)
         if not root.is_dir():
             raise DataError(f"data.scenes folder not found: {root}")
+        prepared = load_prepared(root) if is_prepared(root) else None   # `vidllm prepare scannet` output
         if scene_ids is None:
-            scene_ids = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+            scene_ids = prepared.scene_ids if prepared is not None else sorted(
+                p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
         if not scene_ids:
             raise DataError(f"no scene folders in {root}")
-        self.scenes = [index_scene(root / s) for s in scene_ids]
+        self.scenes = [index_scene(root / s) if prepared is None else
+                       index_scene(prepared.posed_images(s), prepared.axis_align(s)) for s in scene_ids]
         self.frames, self.sampling, self.image_size, self.mode = frames, sampling, image_size, mode
         self.patch_size, self.seed, self.epoch = patch_size, seed, 0
         self.language = language or {}
@@ -167,6 +183,19 @@ class SceneClips(Dataset):
         self.task_weights = dict(task_weights or {})
         self.load_geometry = load_geometry
         self.proposals: Any = None  # training.proposals.TrainProposals: proposals for the grounding samples
+
+    @property
+    def language(self) -> dict[str, list[LanguageSample]]:
+        return self._language
+
+    @language.setter
+    def language(self, samples: dict[str, list[LanguageSample]]) -> None:
+        """Language samples by scene id; refused (one line) for scenes whose boxes cannot be placed."""
+        missing = [s.scene_id for s in self.scenes if samples.get(s.scene_id) and s.axis_align is None]
+        if missing:
+            raise DataError(f"{len(missing)} scene(s) with language samples have {_NO_ALIGNMENT} "
+                            f"(e.g. {missing[0]})")
+        self._language = samples
 
     def __len__(self) -> int:
         return len(self.scenes)
@@ -204,9 +233,10 @@ class SceneClips(Dataset):
                 np.stack([output_intrinsics(scene.intrinsic_color, info) for info in infos])).float()
             samples = self.language.get(scene.scene_id, [])
             chosen = choose_samples(samples, self.max_language_samples, self.task_weights, rng) if samples else []
-            frame = box_frame_of_clip(scene, int(idx[0]))
+            frame = box_frame_of_clip(scene, int(idx[0])) if chosen or scene.axis_align is not None else None
             item["prompts"] = [s.prompt_in(frame) for s in chosen]
-            item["box_frame"] = torch.from_numpy(frame.box_from_world).float()
+            item["box_frame"] = (torch.full((4, 4), float("nan")) if frame is None  # no prompt uses it (Stage 1)
+                                 else torch.from_numpy(frame.box_from_world).float())
             item["boxes"] = [None if s.box_world is None else
                              torch.from_numpy(frame.boxes_from_scene(s.box_world)).float() for s in chosen]
             if self.proposals is not None:

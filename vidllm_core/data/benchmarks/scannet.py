@@ -37,8 +37,8 @@ class ScanNetScene:
     frames: tuple[PosedFrame, ...]
     intrinsic_color: np.ndarray | None     # `intrinsic.txt` (fx, fy on the diagonal, cx, cy in column 2)
     intrinsic_depth: np.ndarray | None     # `depth_intrinsic.txt`
-    axis_align: np.ndarray                 # from `<scene_id>.txt` `axisAlignment = ...`; identity when absent
-    has_axis_align: bool
+    axis_align: np.ndarray | None          # None when unknown (never a silent identity; see load_scannet_scene)
+    has_axis_align: bool                   # False also when identity was explicitly allowed for a missing one
 
     def pose(self, frame: PosedFrame) -> np.ndarray:
         """4x4 camera-to-world (OpenCV camera axes) in the *unaligned* ScanNet world; may contain -inf."""
@@ -101,9 +101,13 @@ def read_axis_alignment(meta_path: str | os.PathLike) -> np.ndarray | None:
 
 
 def load_scannet_scene(scene_dir: str | os.PathLike, scene_id: str | None = None,
-                       problems: Problems | None = None) -> ScanNetScene:
+                       problems: Problems | None = None, *, axis_align: np.ndarray | None = None,
+                       allow_missing_alignment: bool = False) -> ScanNetScene:
     """Index a posed-images scene folder. Missing depth/pose files, unreadable matrices and an empty folder are
-    problems (raised, or listed with a lenient `Problems`); frames are sorted by index."""
+    problems (raised, or listed with a lenient `Problems`); frames are sorted by index.
+
+    Axis alignment: `axis_align` when given (a prepared folder's), else `<scene_id>.txt` in the folder, else None
+    (whoever places boxes refuses), or identity with `has_axis_align=False` when `allow_missing_alignment`."""
     root = Path(scene_dir)
     problems = problems if problems is not None else Problems()
     scene_id = scene_id or root.name
@@ -134,9 +138,11 @@ def load_scannet_scene(scene_dir: str | os.PathLike, scene_id: str | None = None
                 problems.add(str(exc))
     if intr["color"] is None and "intrinsic.txt" not in names:
         problems.add(f"{root}: no intrinsic.txt (colour intrinsics)")
-    align, has_align = np.eye(4), False
+    align, has_align = (np.eye(4) if allow_missing_alignment else None), False
     meta = root / f"{scene_id}.txt"
-    if meta.is_file():
+    if axis_align is not None:
+        align, has_align = np.asarray(axis_align, dtype=np.float64).reshape(4, 4), True
+    elif meta.is_file():
         try:
             found = read_axis_alignment(meta)
         except DataError as exc:
@@ -147,9 +153,11 @@ def load_scannet_scene(scene_dir: str | os.PathLike, scene_id: str | None = None
     return ScanNetScene(scene_id, root, tuple(frames), intr["color"], intr["depth"], align, has_align)
 
 
-def open_scene(scenes_dir: str | os.PathLike, scene_id: str, problems: Problems | None = None) -> ScanNetScene:
+def open_scene(scenes_dir: str | os.PathLike, scene_id: str, problems: Problems | None = None, *,
+               axis_align: np.ndarray | None = None, allow_missing_alignment: bool = False) -> ScanNetScene:
     """`load_scannet_scene(scenes_dir/scene_id)`, refusing scene ids that would escape `scenes_dir`."""
-    return load_scannet_scene(scene_path(scenes_dir, scene_id), scene_id, problems)
+    return load_scannet_scene(scene_path(scenes_dir, scene_id), scene_id, problems, axis_align=axis_align,
+                              allow_missing_alignment=allow_missing_alignment)
 
 
 def validate_frames(scene: ScanNetScene, problems: Problems) -> int:
