@@ -9,7 +9,6 @@ and its 4x4 map from the reconstruction's world (the first camera, OpenCV axes).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import time
 from pathlib import Path
@@ -75,67 +74,19 @@ def command(
     _check_suffix(png, (".png",), "--png")
     check_inputs(video, model, device, cache_dir, no_cache)
     with user_errors():
-        import numpy as np
-
-        from vidllm_core.io import atomic_path
         from vidllm_core.language.prompts import clean_text
-        from vidllm_core.pipelines.language import ground
+        from vidllm_core.pipelines.ground_scene import ground_scene, write_ground_outputs
 
         clean_text(description, "description")
         props = _read_proposals(proposals) if proposals is not None else None
         net = load_language_model(model, device)  # type: ignore[arg-type]
         scene = encode(net, video, frames, open_cache(cache_dir, no_cache), device)
-        from vidllm_core.geometry.box_frame import estimate_box_frame
-
-        geometry = scene.encoding.geometry
-        frame = estimate_box_frame(geometry)
-        if props is not None and gravity_align:
-            props = frame.boxes_from_scene(props)
-        result = ground(net, scene.encoding, description, multiple=multiple, proposals=props, threshold=threshold,
-                        frame=frame)
-        boxes_frame = result.boxes.astype(np.float64)  # box frame
-        out_from_world = frame.box_from_world
-        boxes_out = boxes_frame
-        frame_doc = frame.describe()
-        if gravity_align:
-            out_from_world = frame.scene_from_world
-            boxes_out = frame.boxes_to_scene(boxes_frame)
-            frame_doc = {"name": "gravity_aligned: z up, floor at z = 0, x/y along the room's walls",
-                         "source": frame.source, "from_reconstruction": np.round(out_from_world, 9).tolist()}
-        if result.truncated:
+        grounded = ground_scene(net, scene, description, multiple=multiple, proposals=props, threshold=threshold,
+                                gravity_align=gravity_align)
+        if grounded.result.truncated:
             warn_truncated("description", net.language.max_question_tokens)
-        record = {
-            "video": str(video), "description": result.description, "units": "metres", "frame": frame_doc,
-            "metric": bool(geometry.metric), "scale": float(geometry.scale), "cached": scene.cached,
-            "boxes": [{"box": [round(float(v), 4) for v in b], "score": round(float(s), 4)}
-                      for b, s in zip(boxes_out, result.scores)],
-        }
-        with contextlib.ExitStack() as stage:  # every output is renamed into place only if all succeed
-            if output is not None:
-                tmp = stage.enter_context(atomic_path(output))
-                tmp.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
-            if ply is not None:
-                from vidllm_core.pipelines.boxes_vis import write_boxes_with_points
-                from vidllm_core.pipelines.gravity import transform_points
-
-                pts = geometry.world_points.reshape(-1, 3).float().cpu().numpy()
-                conf = geometry.depth_conf.reshape(-1).float().cpu().numpy()
-                cols = scene.images.reshape(-1, 3)
-                keep = np.isfinite(pts).all(1) & (conf >= np.median(conf))
-                pts, cols = pts[keep], cols[keep]
-                pts = transform_points(pts.astype(np.float64), out_from_world)
-                write_boxes_with_points(stage.enter_context(atomic_path(ply)), pts, cols, boxes_out)
-            if png is not None:
-                from vidllm_core.pipelines.boxes_vis import best_view, draw_overlay
-
-                ext = geometry.extrinsic.double().cpu().numpy() @ np.linalg.inv(frame.box_from_world)  # cam <- box
-                intr = geometry.intrinsic.double().cpu().numpy()
-                h, w = scene.images.shape[1:3]
-                view = best_view(boxes_frame[:1], ext, intr, h, w) if len(boxes_frame) else 0
-                labels = [f"{s:.2f}" for s in result.scores]
-                img = draw_overlay(scene.images[view], boxes_frame, ext[view], intr[view], labels)
-                img.save(stage.enter_context(atomic_path(png)), format="PNG")
-                record["png_frame"] = scene.source_frames[view]
+        write_ground_outputs(grounded, scene, output=output, ply=ply, png=png)
+    record = grounded.record
     if as_json:
         typer.echo(json.dumps(record))
         return
