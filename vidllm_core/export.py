@@ -264,11 +264,9 @@ def points_from_prediction(world_points: np.ndarray, colors: np.ndarray, confide
     if mask is not None:
         keep &= np.asarray(mask, dtype=bool).reshape(-1)
     if conf is not None:
-        keep &= np.isfinite(conf)
-        if conf_threshold is not None:
-            keep &= conf >= conf_threshold
-        if conf_percentile and keep.any():
-            keep &= conf >= np.percentile(conf[keep], conf_percentile)
+        from vidllm_core.geometry.unproject import confidence_mask
+
+        keep = confidence_mask(conf, conf_percentile or None, conf_threshold, valid=keep)
     idx = np.flatnonzero(keep)
     if voxel_size is not None and voxel_size > 0 and len(idx):
         order = idx[np.argsort(-conf[idx], kind="stable")] if conf is not None else idx

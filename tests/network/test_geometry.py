@@ -94,7 +94,10 @@ def test_confidence_mask() -> None:
     assert keep.sum().item() == int((finite >= np.percentile(finite, 50)).sum())
     assert not keep[0, 0]
     assert confidence_mask(conf, threshold=91).sum().item() == 10
-    assert confidence_mask(conf, percentile=50, threshold=91).sum().item() == 10
+    # one rule (`export.points_from_prediction` too): the percentile is taken over what the threshold kept
+    assert confidence_mask(conf, percentile=50, threshold=91).sum().item() == 5
+    np.testing.assert_array_equal(confidence_mask(conf.numpy(), percentile=50), keep.numpy())   # numpy in, numpy out
+    assert confidence_mask(conf, valid=conf > 50).sum().item() == 50
     assert confidence_mask(conf).sum().item() == 99
     with pytest.raises(ValueError):
         confidence_mask(conf, percentile=101)

@@ -22,6 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from vidllm_core.geometry.unproject import confidence_mask
+
 __all__ = ["BoxFrame", "box_frame_from_scene", "dominant_yaw", "estimate_box_frame", "quarter_turn"]
 
 
@@ -147,7 +149,7 @@ def estimate_box_frame(geometry: Any, seed: int = 0) -> BoxFrame:
     conf = geometry.depth_conf.double().cpu().numpy()[:, :-1, :-1]
     aligned = pts @ grav[:3, :3].T
     normals = _grid_normals(aligned)
-    keep = conf >= np.median(conf)
+    keep = confidence_mask(conf, 50.0)   # the confident half
     yaw = dominant_yaw(normals[keep], conf[keep])
     turn = np.eye(4)
     c, s = math.cos(-yaw), math.sin(-yaw)

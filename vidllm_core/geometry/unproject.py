@@ -5,6 +5,9 @@ Pixel (u, v) is the pixel whose centre lies at integer coordinates (u, v) (no +0
 
 from __future__ import annotations
 
+from typing import Any
+
+import numpy as np
 import torch
 
 
@@ -52,30 +55,29 @@ def unproject_depth_to_world(depth: torch.Tensor, extrinsics: torch.Tensor, intr
     return camera_to_world_points(depth_to_camera_points(depth, intrinsics), extrinsics)
 
 
-def confidence_mask(
-    conf: torch.Tensor, percentile: float | None = None, threshold: float | None = None
-) -> torch.Tensor:
-    """Boolean mask of the points to keep.
+def confidence_mask(conf: Any, percentile: float | None = None, threshold: float | None = None, *,
+                    valid: Any = None) -> Any:
+    """The one "keep confident points" rule (VGGT demos): which predictions to keep, by their confidence.
 
     Args:
-        conf: confidence of any shape (VGGT: ``1 + exp(c)`` >= 1).
-        percentile: drop the lowest ``percentile`` percent (0-100) of the finite confidences, computed over the
-            whole tensor (as VGGT's demos).
+        conf: confidence of any shape (VGGT: ``1 + exp(c)`` >= 1), a torch tensor or a numpy array.
+        percentile: drop the lowest ``percentile`` percent (0-100) of the confidences still kept after the other
+            rules (non-finite, ``valid``, ``threshold``); numpy's linear interpolation. 50 = keep conf >= median.
         threshold: keep ``conf >= threshold``.
+        valid: optional bool mask of the same shape (e.g. finite points, image content without padding).
 
-    Both may be given (both apply); non-finite confidences are always dropped.
+    Returns:
+        bool mask of ``conf``'s shape and kind (tensor on its device, or numpy array).
     """
-    keep = torch.isfinite(conf)
-    if percentile is not None:
-        if not 0.0 <= percentile <= 100.0:
-            raise ValueError(f"percentile must be in [0, 100], got {percentile}")
-        finite = conf[keep].float().flatten().sort().values
-        if finite.numel():
-            pos = percentile / 100.0 * (finite.numel() - 1)  # linear interpolation, as numpy.percentile
-            lo = int(pos)
-            hi = min(lo + 1, finite.numel() - 1)
-            cut = finite[lo] + (finite[hi] - finite[lo]) * (pos - lo)
-            keep &= conf >= cut.to(conf.dtype)
+    if percentile is not None and not 0.0 <= percentile <= 100.0:
+        raise ValueError(f"percentile must be in [0, 100], got {percentile}")
+    is_tensor = isinstance(conf, torch.Tensor)
+    c = conf.detach().to("cpu", torch.float64).numpy() if is_tensor else np.asarray(conf, dtype=np.float64)
+    keep = np.isfinite(c)
+    if valid is not None:
+        keep &= (valid.detach().cpu().numpy() if isinstance(valid, torch.Tensor) else np.asarray(valid)).astype(bool)
     if threshold is not None:
-        keep &= conf >= threshold
-    return keep
+        keep &= c >= threshold
+    if percentile and keep.any():
+        keep &= c >= np.percentile(c[keep], percentile)
+    return torch.from_numpy(keep).to(conf.device) if is_tensor else keep

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.spatial.transform import Rotation
 
+from vidllm_core.geometry.unproject import confidence_mask
 from vidllm_core.models.vidllm import SceneGeometry
 
 __all__ = ["GravityAlignment", "estimate_gravity", "gravity_from_geometry", "transform_boxes", "transform_points",
@@ -120,5 +121,5 @@ def gravity_from_geometry(geometry: SceneGeometry, seed: int = 0) -> GravityAlig
     centres = -np.einsum("sji,sj->si", rot, trans)  # C = -R^T t
     pts = geometry.world_points.reshape(-1, 3).double().cpu().numpy()
     conf = geometry.depth_conf.reshape(-1).double().cpu().numpy()
-    keep = conf >= np.median(conf)
+    keep = confidence_mask(conf, 50.0)   # the confident half
     return estimate_gravity(pts[keep], down, centres, seed=seed)

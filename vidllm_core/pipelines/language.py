@@ -17,6 +17,7 @@ import torch
 
 from vidllm_core.errors import CheckpointError, DataError
 from vidllm_core.geometry.box_frame import BoxFrame, estimate_box_frame
+from vidllm_core.geometry.unproject import confidence_mask
 from vidllm_core.language import prompts as P
 from vidllm_core.models.vidllm import SceneEncoding, VidLLM
 
@@ -85,7 +86,7 @@ def scene_bounds(enc: SceneEncoding, low: float = 1.0, high: float = 99.0) -> tu
     g = enc.geometry
     pts = g.world_points.reshape(-1, 3).float()
     conf = g.depth_conf.reshape(-1).float()
-    keep = torch.isfinite(pts).all(-1) & (conf >= conf.median())
+    keep = confidence_mask(conf, 50.0, valid=torch.isfinite(pts).all(-1))   # the confident half
     pts = pts[keep].cpu().numpy()
     xyz = enc.xyz[enc.mask].float().cpu().numpy()
     both = np.concatenate([pts, xyz]) if len(pts) else xyz

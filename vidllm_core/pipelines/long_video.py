@@ -20,6 +20,7 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 from vidllm_core.errors import DataError
+from vidllm_core.geometry.unproject import confidence_mask
 from vidllm_core.pipelines.reconstruct import Reconstruction
 
 # Peak-memory model of one forward pass, calibrated on the demo preset (84x112 frames, CPU, float32): peak RSS grows
@@ -180,7 +181,7 @@ def _overlap_points(prev: Reconstruction, nxt: Reconstruction, prev_frames: Sequ
     ok = valid & np.isfinite(src).all(1) & np.isfinite(dst).all(1) & np.isfinite(conf) & (conf > 0)
     idx = np.flatnonzero(ok)
     if len(idx):
-        idx = idx[conf[idx] >= np.median(conf[idx])]
+        idx = idx[confidence_mask(conf[idx], 50.0)]
     if len(idx) > max_points:
         idx = np.random.default_rng(0).choice(idx, max_points, replace=False)
     return src[idx], dst[idx], conf[idx]

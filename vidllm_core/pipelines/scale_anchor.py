@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from vidllm_core.errors import DataError
+from vidllm_core.geometry.unproject import confidence_mask
 from vidllm_core.pipelines.gravity import GravityAlignment, estimate_gravity
 from vidllm_core.pipelines.long_video import Similarity, transform_reconstruction
 from vidllm_core.pipelines.reconstruct import Reconstruction
@@ -78,8 +79,7 @@ def gravity_of(rec: Reconstruction, seed: int = 0) -> GravityAlignment:
     rot = rec.extrinsic[:, :, :3].astype(np.float64)
     down = rot[:, 1, :].mean(0)  # camera +y (image down) in world = row 1 of R
     centres = rec.camera_to_world()[:, :3, 3]
-    keep = rec.valid_mask() & np.isfinite(rec.depth_conf)
-    keep &= rec.depth_conf >= np.median(rec.depth_conf[keep])
+    keep = confidence_mask(rec.depth_conf, 50.0, valid=rec.valid_mask())   # the confident half
     points = rec.world_points[keep]
     step = max(1, len(points) // 200000)  # a deterministic subset bounds the memory on long videos
     return estimate_gravity(points[::step], down, centres, seed=seed)
