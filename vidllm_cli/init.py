@@ -43,7 +43,7 @@ def command(
         from vidllm_core.config import VidLLMConfig
         from vidllm_core.models.build import build_model
 
-        config = VidLLMConfig.from_name(preset)
+        config = VidLLMConfig.from_name(preset).replace(trained=False)  # config.json says so; ask etc. warn
         with console.status(f"building the {preset} model"):
             model, notes = build_model(config, vggt=vggt, dinov2=dinov2, seed=seed, llm=llm, language=not no_llm)
         from vidllm_core.training.stage1 import record_teachers
@@ -57,4 +57,5 @@ def command(
     for line in notes:
         console.print(line)
     n_params = sum(p.numel() for p in model.parameters())
-    console.print(f"wrote {output} ({preset}, {n_params / 1e6:.2f} M parameters)")
+    console.print(f"wrote {output} ({preset}, {n_params / 1e6:.2f} M parameters; untrained: its answers mean nothing "
+                  "until `vidllm distill` / `vidllm train` have trained it)")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
 from vidllm_cli import ask, caption, distill, eval as eval_cmd, ground, init, prepare, reconstruct, synth, train
@@ -12,7 +14,23 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # help text is plain: rich markup would eat every `[default: ...]` hint as a style tag
 )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from vidllm_core import __version__
+
+        typer.echo(f"vidllm {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
+                                                help="Print the installed version and exit.")] = False) -> None:
+    """The options of `vidllm` itself (before the command name)."""
+
 
 def _register(name: str, module, help_text: str) -> None:
     app.command(name, help=help_text)(module.command)

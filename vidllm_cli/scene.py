@@ -3,6 +3,7 @@ generation options, the one-pass scene encoding (issue 5 item 4)."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -79,6 +80,9 @@ def load_language_model(model_dir: Path, device: str) -> Any:
     quiet_transformers()
     model = VidLLM.from_pretrained(resolved, device=device)
     require_language(model)
+    if not model.config.trained:
+        print(f"warning: {resolved} is an untrained model (written by `vidllm init`, config.json \"trained\": false); "
+              "its outputs mean nothing until it is trained", file=sys.stderr, flush=True)
     return model
 
 

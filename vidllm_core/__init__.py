@@ -3,4 +3,9 @@
 Importing this package has no side effects; heavy modules are imported where they are used.
 """
 
-__version__ = "0.1.0"
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("vidllm")  # one source of truth: pyproject.toml, as installed
+except PackageNotFoundError:  # a source tree used without `pip install -e .`: say so instead of guessing
+    __version__ = "0+unknown"

@@ -16,6 +16,8 @@ from typing import Any
 
 from vidllm_core.errors import ConfigError
 
+MODEL_TYPE = "vidllm"  # config.json's `model_type` (the key Hugging Face tools dispatch on)
+
 
 @dataclass(frozen=True)
 class EncoderConfig:
@@ -137,8 +139,15 @@ class InputConfig:
 
 @dataclass(frozen=True)
 class VidLLMConfig:
-    """The whole model. `metric_depth=None` is the "w/o MD" ablation; `point_head=None` drops the point map."""
+    """The whole model. `metric_depth=None` is the "w/o MD" ablation; `point_head=None` drops the point map.
 
+    `model_type` is always "vidllm": Hugging Face tools (AutoConfig) need the key to read a model directory's
+    config.json. `trained` is False in a directory written by `vidllm init` (random or only partly pretrained
+    weights, never trained on the Vid-LLM tasks); ask / caption / ground warn on such a model. Configs written
+    before these keys existed load as "vidllm" and trained.
+    """
+
+    model_type: str = MODEL_TYPE
     name: str = "custom"
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     adapter: AdapterConfig = field(default_factory=AdapterConfig)
@@ -151,6 +160,7 @@ class VidLLMConfig:
     patch3d: Patch3DConfig = field(default_factory=Patch3DConfig)
     language: LanguageConfig | None = field(default_factory=LanguageConfig)
     input: InputConfig = field(default_factory=InputConfig)
+    trained: bool = True
 
     def __post_init__(self) -> None:
         validate(self)
@@ -161,6 +171,10 @@ class VidLLMConfig:
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2)
+
+    def architecture(self) -> dict[str, Any]:
+        """`to_dict()` without `trained`: what two checkpoints must share to hold weights of the same model."""
+        return {k: v for k, v in self.to_dict().items() if k != "trained"}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "VidLLMConfig":
@@ -196,6 +210,9 @@ INPUT_MODES = ("short_side", "crop", "pad")
 
 def validate(cfg: VidLLMConfig) -> None:
     """Cross-field checks that a single dataclass cannot express."""
+    if cfg.model_type != MODEL_TYPE:
+        raise ConfigError(f"model_type is {cfg.model_type!r}: this config.json describes another kind of model "
+                          f"(a vidllm model directory has model_type {MODEL_TYPE!r})")
     enc = cfg.encoder
     if cfg.adapter.variant not in ADAPTER_VARIANTS:
         raise ConfigError(f"adapter.variant must be one of {ADAPTER_VARIANTS}, got {cfg.adapter.variant!r}")

@@ -489,8 +489,9 @@ def check_same_config(config_json: str, expected: Any, where: str) -> None:
         found = VidLLMConfig.from_dict(json.loads(config_json))
     except (json.JSONDecodeError, VidLLMError) as exc:
         raise CheckpointError(f"{where}: unreadable config.json ({exc})") from None
-    if found.to_dict() != expected.to_dict():
-        diff = sorted(k for k in expected.to_dict() if found.to_dict().get(k) != expected.to_dict()[k])
+    found_arch, expected_arch = found.architecture(), expected.architecture()  # `trained` may differ (--init)
+    if found_arch != expected_arch:
+        diff = sorted(k for k in expected_arch if found_arch.get(k) != expected_arch[k])
         raise CheckpointError(f"{where} was trained with model preset {found.name!r}, but the recipe builds "
                               f"{expected.name!r} (differs in: {', '.join(diff)})")
 
