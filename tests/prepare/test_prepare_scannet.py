@@ -232,3 +232,24 @@ def test_eval_scores_against_the_prepared_boxes(layout, tmp_path):
         doc = json.loads((tmp_path / name / "metrics.json").read_text())
         assert doc["metrics"]["Acc@0.5"] == expected, name
         assert doc["run"]["prepared"] == str(out.resolve())
+
+
+def test_eval_model_places_boxes_only_with_an_alignment(layout, tmp_path):
+    """`eval --model` on bare posed images (no <scene>.txt there) is one line; with --prepared it runs and records it."""
+    out, model = tmp_path / "prepared", tmp_path / "M"
+    assert prepare(layout, out).exit_code == 0
+    assert runner.invoke(app, ["init", "--preset", "tiny", "-o", str(model)]).exit_code == 0
+    refer = tmp_path / "refer.json"
+    refer.write_text(json.dumps([{"scene_id": A, "object_id": "3", "object_name": "bed", "ann_id": "0",
+                                  "description": "the bed .", "token": ["the", "bed", "."]}]))
+    common = ["eval", "scanrefer", "--model", str(model), "-a", str(refer), "--frames", "2"]
+    bare = runner.invoke(app, [*common, "--scenes", str(layout.posed_images), "--gt-boxes",
+                               str(out / "gt_boxes.json"), "-o", str(tmp_path / "bare")])
+    assert bare.exit_code == 2 and "Traceback" not in bare.output
+    assert f"error: scene {A}: no axis alignment" in bare.output and "--prepared" in bare.output
+    res = runner.invoke(app, [*common, "--prepared", str(out), "-o", str(tmp_path / "ok")])
+    assert res.exit_code == 0, res.output
+    doc = json.loads((tmp_path / "ok" / "metrics.json").read_text())
+    assert doc["run"]["prepared"] == str(out.resolve())
+    assert doc["run"]["scenes"] == str(layout.posed_images.resolve())   # the index's posed images
+    assert not any(n.startswith("axis alignment: identity") for n in doc["notes"])

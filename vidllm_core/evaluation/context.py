@@ -63,8 +63,9 @@ class EvalContext:
         return self.cached("prepared", lambda: load_prepared(self.prepared_dir))
 
     def open_scene(self, scenes_dir: Path, scene_id: str) -> Any:
-        """A posed-images scene (lenient) with its axis alignment: the prepared folder's, else its `<scene>.txt`;
-        none is an error where boxes are placed, unless `allow_missing_alignment` (identity, noted)."""
+        """A posed-images scene (lenient) whose reconstruction will be placed in the GT-box frame, with its axis
+        alignment: the prepared folder's, else its `<scene>.txt`; none is an error unless `allow_missing_alignment`
+        (identity, noted in metrics.json)."""
         from vidllm_core.data.benchmarks import Problems, open_scene
 
         prepared = self.prepared()
@@ -75,7 +76,11 @@ class EvalContext:
                 self._note_identity(scene_id, f"prepared with --allow-missing-alignment in {self.prepared_dir}")
         scene = open_scene(scenes_dir, scene_id, Problems(strict=False), axis_align=align,
                            allow_missing_alignment=self.allow_missing_alignment)
-        if not scene.has_axis_align and scene.axis_align is not None and align is None:
+        if scene.axis_align is None:
+            raise DataError(f"scene {scene_id}: no axis alignment ({scene.root / (scene_id + '.txt')} not found; "
+                            f"ScanNet keeps it in scans/{scene_id}/{scene_id}.txt): give --prepared DIR (vidllm "
+                            "prepare scannet), or --allow-missing-alignment to use identity")
+        if not scene.has_axis_align and align is None:
             self._note_identity(scene_id, "--allow-missing-alignment")
         return scene
 
