@@ -127,8 +127,11 @@ def build_dataset(recipe: Recipe, config: VidLLMConfig, language: bool = True, g
     for key, path in d.annotations.items():
         if not Path(path).is_file():
             raise DataError(f"data.annotations.{key} file not found: {path}")
+    if d.mode != config.input.mode:   # one owner of the preprocessing mode: the model's input config
+        raise ConfigError(f"data.mode {d.mode!r} differs from the model's input.mode {config.input.mode!r}: the "
+                          "trained model would be run with another preprocessing; set model.overrides.input.mode")
     size = d.image_size or config.input.image_size
-    clips = SceneClips(d.scenes, ids, frames=d.frames, sampling=d.sampling, image_size=size, mode=d.mode,
+    clips = SceneClips(d.scenes, ids, frames=d.frames, sampling=d.sampling, image_size=size, mode=config.input.mode,
                        patch_size=config.encoder.patch_size, seed=recipe.train.seed,
                        max_language_samples=d.max_language_samples, load_geometry=geometry,
                        task_weights=d.task_weights)
