@@ -22,8 +22,9 @@ def scannet(
                                                "intrinsic.txt (as the ScanNet export scripts write it).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Prepared folder to write (index.json, scenes/, "
                                       "gt_boxes.json); re-running skips scenes whose inputs did not change.")],
-    scene_list: Annotated[Optional[Path], typer.Option(help="Scene ids to prepare, one per line (e.g. "
-                                                       "scannetv2_train.txt) [default: every folder in --scans].")] = None,
+    scene_list: Annotated[Optional[Path], typer.Option(
+        help="Scene ids to prepare, one per line (e.g. scannetv2_train.txt) [default: every folder in "
+        "--scans].")] = None,
     label_map: Annotated[Optional[Path], typer.Option(help="scannetv2-labels.combined.tsv: adds nyu40 ids and "
                                                       "classes to the object labels.")] = None,
     annotations: Annotated[Optional[list[str]], typer.Option(

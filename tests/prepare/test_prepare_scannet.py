@@ -235,7 +235,7 @@ def test_eval_scores_against_the_prepared_boxes(layout, tmp_path):
 
 
 def test_eval_model_places_boxes_only_with_an_alignment(layout, tmp_path):
-    """`eval --model` on bare posed images (no <scene>.txt there) is one line; with --prepared it runs and records it."""
+    """`eval --model` on bare posed images (no <scene>.txt there) is one line; with --prepared it runs, recorded."""
     out, model = tmp_path / "prepared", tmp_path / "M"
     assert prepare(layout, out).exit_code == 0
     assert runner.invoke(app, ["init", "--preset", "tiny", "-o", str(model)]).exit_code == 0

@@ -156,7 +156,8 @@ def prepare_scannet(scans: str | os.PathLike, posed_images: str | os.PathLike, o
             on_scene(scene_id, outcome)
     index = {"format": fmt.FORMAT, "version": fmt.VERSION, "scans": str(scans.resolve()),
              "posed_images": str(posed.resolve()), "label_map": str(Path(label_map).resolve()) if label_map else None,
-             "gt_boxes": fmt.GT_BOXES_NAME, "scenes": dict(sorted(scenes.items())), "failed": dict(sorted(failed.items())),
+             "gt_boxes": fmt.GT_BOXES_NAME, "scenes": dict(sorted(scenes.items())),
+             "failed": dict(sorted(failed.items())),
              "annotation_check": old_index.get("annotation_check", {}) if old_index else {}}
     boxes = {}
     for scene_id, entry in index["scenes"].items():

@@ -116,8 +116,8 @@ class EvalContext:
                 raise DataError(f"{self.gt_boxes_path}: no GT boxes for scene {scene_id}")
             return self._gt[scene_id]
         if self.scenes_dir is None:
-            raise DataError("this task needs GT boxes: give --prepared DIR (vidllm prepare scannet), --gt-boxes FILE or "
-                            "--scenes DIR with raw ScanNet scans")
+            raise DataError("this task needs GT boxes: give --prepared DIR (vidllm prepare scannet), --gt-boxes FILE "
+                            "or --scenes DIR with raw ScanNet scans")
         if scene_id not in self._gt_scene_cache:
             scan = scan_objects(scene_path(self.scenes_dir, scene_id), scene_id,
                                 allow_missing_alignment=self.allow_missing_alignment)

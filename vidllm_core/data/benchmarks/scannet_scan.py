@@ -106,7 +106,8 @@ def _groups(path: Path) -> list[tuple[int, str, np.ndarray]]:
         oid = g.get("objectId") if isinstance(g, dict) else None
         segs = g.get("segments") if isinstance(g, dict) else None
         label = g.get("label", "") if isinstance(g, dict) else None
-        if not isinstance(oid, int) or isinstance(oid, bool) or not isinstance(segs, list) or not isinstance(label, str):
+        if (not isinstance(oid, int) or isinstance(oid, bool) or not isinstance(segs, list)
+                or not isinstance(label, str)):
             raise DataError(f"{path}: segGroups[{i}] needs an integer objectId, a segments list and a label string")
         if oid in seen:
             raise DataError(f"{path}: segGroups[{i}]: objectId {oid} appears twice")
