@@ -8,7 +8,8 @@ Per scene: the model's `input.num_frames` colour frames are sampled uniformly (t
 answered. `scene_order` groups the records by scene so every scene is encoded exactly once per run.
 
 Frames. The model's world is its first camera, in metres. `to_scene = A @ c2w_gt[a] @ w2c_pred[a]` maps it into the
-scene frame of the GT boxes and proposals (A: the `<scene>.txt` axis alignment, identity when absent; a: the first
+scene frame of the GT boxes and proposals (A: the axis alignment of `--prepared`, else `<scene>.txt`; none is an
+error unless --allow-missing-alignment, which metrics.json notes; a: the first
 sampled frame with a finite GT pose). Grounding boxes and the Scan2Cap prompt box live in the box frame derived from
 it (`geometry.box_frame.box_frame_from_scene`: the scene frame up to a quarter turn about z and a shift), so boxes
 cross between it and the scene frame exactly, never as the inflated bounds of rotated corners. The scale stays the
@@ -110,9 +111,10 @@ def prepare_run(task: str, model_dir: Path, out_dir: Path, items: Sequence[Any],
     if task not in LANGUAGE_TASKS:
         raise ValueError(f"{task} is not a language task")
     check_scenes_dir(ctx, task)
-    if task in ("nr3d", "sr3d") and ctx.gt_boxes_path is None:
-        raise DataError(f"{task} --model picks among the GT objects of the scene: give their boxes with "
-                        "--gt-boxes FILE ({scene: {object_id: [cx,cy,cz,dx,dy,dz]}}, scene frame)")
+    if task in ("nr3d", "sr3d") and ctx.gt_boxes_path is None and ctx.prepared_dir is None:
+        raise DataError(f"{task} --model picks among the GT objects of the scene: give their boxes with --prepared "
+                        "DIR (vidllm prepare scannet) or --gt-boxes FILE ({scene: {object_id: [cx,cy,cz,dx,dy,dz]}}, "
+                        "scene frame)")
     require_language(load_model(model_dir, ctx))
     ctx.predictions_dir = Path(out_dir) / PREDICTIONS_SUBDIR
     ctx.predictions_dir.mkdir(parents=True, exist_ok=True)
