@@ -17,12 +17,12 @@ W, H, N = 32, 24, 6
 
 
 def make_scannet_scene(root: Path, num: int = N, broken_pose: int | None = 0) -> tuple[Path, np.ndarray]:
-    """A posed-images scene: NNNNN.jpg colour (grey level 40 i), NNNNN.png uint16 depth (1000 + 100 i mm),
+    """A posed-images scene: NNNNN.jpg colour (grey level 30 i), NNNNN.png uint16 depth (1000 + 100 i mm),
     NNNNN.txt camera-to-world (camera i at x = 0.5 i, yawed), intrinsics; frame `broken_pose` has an -inf pose."""
     root.mkdir(parents=True)
     poses = np.zeros((num, 4, 4))
     for i in range(num):
-        Image.fromarray(np.full((H, W, 3), 40 * i, np.uint8)).save(root / f"{i:05d}.jpg", quality=100)
+        Image.fromarray(np.full((H, W, 3), 30 * i, np.uint8)).save(root / f"{i:05d}.jpg", quality=100)
         Image.fromarray(np.full((H // 2, W // 2), 1000 + 100 * i, np.uint16)).save(root / f"{i:05d}.png")
         a = 0.2 * i
         pose = np.eye(4)
@@ -62,7 +62,7 @@ def test_scannet_scene_reads_colour_frames_with_ground_truth(tmp_path: Path) -> 
     frames = src.read(3)
     assert frames.ids == ("00000", "00002", "00005") and frames.images.shape == (3, H, W, 3)
     # the colour JPEGs, not the 16-bit depth PNGs (those would read as white frames)
-    np.testing.assert_allclose(frames.images.reshape(3, -1).mean(1), [0, 80, 200], atol=2)
+    np.testing.assert_allclose(frames.images.reshape(3, -1).mean(1), [0, 60, 150], atol=2)
     gt = src.ground_truth(frames)
     assert not gt.has_pose(0) and np.isnan(gt.poses[0]).all()          # the -inf tracking failure
     np.testing.assert_allclose(gt.poses[1:], poses[[2, 5]])
@@ -112,6 +112,14 @@ def test_vision_pass_places_a_posed_scene_in_its_ground_truth_frame(tmp_path: Pa
     assert place.anchor == 1 and place.anchor_id == "00002"       # frame 0's pose is -inf
     placed = place.to_gt @ scene.reconstruction.camera_to_world()
     np.testing.assert_allclose(placed, chosen, atol=1e-5)         # every camera lands on its GT pose
+    from vidllm_core.pipelines.gt_report import ground_truth_report
+
+    report = ground_truth_report(scene)                           # the source's GT, as commands print it
+    assert report["anchor_frame"] == "00002" and report["camera_centre_error_m"]["max"] < 1e-4
+    assert report["camera_centre_error_m"]["frames"] == 2
+    # predicted depth 1 m everywhere against GT 1.0 / 1.2 / 1.5 m
+    assert report["depth"]["AbsRel"] == pytest.approx((0 + 0.2 / 1.2 + 0.5 / 1.5) / 3, abs=1e-3)
+    assert report["depth"]["n_images"] == 3
     with pytest.raises(DataError, match="no axis alignment"):     # never a silent identity
         place.to_scene
     align = np.eye(4)
@@ -119,6 +127,30 @@ def test_vision_pass_places_a_posed_scene_in_its_ground_truth_frame(tmp_path: Pa
     (root / "scene0001_00.txt").write_text("axisAlignment = " + " ".join(map(str, align.ravel())) + "\n")
     place = run_vision_pass(model, root).require_placement()
     np.testing.assert_allclose(place.to_scene, align @ place.to_gt)
+
+
+def test_reconstruct_cli_reads_a_scannet_scene_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`vidllm reconstruct posed_images/<scene>`: colour frames in, the source's GT placement and errors out."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from vidllm_cli import reconstruct as cli_mod
+    from vidllm_cli.main import app
+
+    root, poses = make_scannet_scene(tmp_path / "posed_images" / "scene0002_00")
+    model = _scene_model()
+    chosen = poses[[0, 2, 5]]
+    model.rel = np.linalg.inv(chosen) @ chosen[0]
+    monkeypatch.setattr(cli_mod, "load_model", lambda *a: model)
+    res = CliRunner().invoke(app, ["reconstruct", str(root), "-o", str(tmp_path / "out.ply"), "--model",
+                                   str(tmp_path), "--json"])
+    assert res.exit_code == 0, res.output
+    summary = json.loads(res.stdout)
+    assert summary["backend"] == "scannet" and summary["source_frames"] == [0, 2, 5]
+    assert float(model.seen[-1].mean()) < 0.6                     # the JPEGs, not the white 16-bit depth PNGs
+    assert summary["ground_truth"]["anchor_frame"] == "00002"
+    assert summary["ground_truth"]["camera_centre_error_m"]["max"] < 1e-4
 
 
 def test_16_bit_grey_png_is_scaled_not_white(tmp_path: Path) -> None:

@@ -41,6 +41,7 @@ def ground_scene(model: Any, scene: "Scene", description: str, *, multiple: bool
     """Ground `description` in `scene` (made with tokens). `proposals` [P, 6] are in the output frame (the box frame,
     or the gravity-aligned frame with `gravity_align`)."""
     from vidllm_core.geometry.box_frame import estimate_box_frame
+    from vidllm_core.pipelines.gt_report import ground_truth_report
     from vidllm_core.pipelines.language import ground
 
     geometry = scene.encoding.geometry
@@ -60,6 +61,7 @@ def ground_scene(model: Any, scene: "Scene", description: str, *, multiple: bool
         "metric": bool(geometry.metric), "scale": float(geometry.scale), "cached": scene.cached,
         "boxes": [{"box": [round(float(v), 4) for v in b], "score": round(float(s), 4)}
                   for b, s in zip(boxes, result.scores)],
+        "ground_truth": ground_truth_report(scene),   # posed sources (ScanNet layout): placement, depth/pose error
     }
     return GroundedScene(result, frame, boxes, np.asarray(out_from_world, dtype=np.float64), record)
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from vidllm_core.data.frames import FrameSource
 from vidllm_core.pipelines.chunked_pass import ChunkOptions, run_chunked_vision_pass
+from vidllm_core.pipelines.gt_report import ground_truth_report
 from vidllm_core.pipelines.outputs import OutputRequest, write_outputs
 from vidllm_core.pipelines.scale_anchor import ScaleAnchor, apply_anchor, gravity_align
 from vidllm_core.pipelines.vision_pass import run_vision_pass
@@ -73,7 +74,8 @@ def reconstruct_to_outputs(model: Any, source: FrameSource, options: Reconstruct
         "source_frames": scene.source_frames, "source_resolution": [src_w, src_h],
         "resolution": [rec.width, rec.height], "points": int(len(cloud.points)), "scale": rec.scale,
         "metric": rec.metric, "scale_source": scale_source.as_dict(), "gravity_aligned": gravity_doc,
-        "chunks": chunk_doc, "device": options.device, "peak_rss_gb": round(peak_rss_gb(), 3),
+        "chunks": chunk_doc, "ground_truth": ground_truth_report(scene), "device": options.device,
+        "peak_rss_gb": round(peak_rss_gb(), 3),
         "timings": {k: round(v, 4) for k, v in timings.items()},
         "outputs": {k: None if v is None else str(v) for k, v in (
             ("ply", request.ply), ("cameras", request.cameras), ("depth_dir", request.depth_dir),
