@@ -253,3 +253,13 @@ def test_eval_model_places_boxes_only_with_an_alignment(layout, tmp_path):
     assert doc["run"]["prepared"] == str(out.resolve())
     assert doc["run"]["scenes"] == str(layout.posed_images.resolve())   # the index's posed images
     assert not any(n.startswith("axis alignment: identity") for n in doc["notes"])
+
+
+def test_a_scene_without_posed_images_is_one_line(layout, tmp_path):
+    import shutil
+
+    shutil.rmtree(layout.posed_images / B)
+    result = prepare(layout, tmp_path / "p")
+    assert result.exit_code == 1
+    assert error_lines(result)[0] == f"error: {B}: {layout.posed_images / B}: posed-images folder not found"
+    assert load_prepared(tmp_path / "p").scene_ids == [A]
