@@ -215,15 +215,20 @@ def rgb8(img: "Image.Image") -> np.ndarray:
 
 
 def read_image(file: Path) -> np.ndarray:
-    """One image file -> uint8 [H,W,3] RGB (see `rgb8`); VideoError (one line) when it cannot be read."""
+    """One image file -> uint8 [H,W,3] RGB (see `rgb8`); VideoError (one line) when it cannot be read, including a
+    possible decompression bomb (over PIL's MAX_IMAGE_PIXELS, where PIL itself only warns up to twice that)."""
+    import warnings
+
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(file) as img:
-            img.load()
-            return rgb8(img)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(file) as img:
+                img.load()
+                return rgb8(img)
     except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError,
-            Image.DecompressionBombWarning) as exc:  # the warning is an error under the CLI (vidllm_cli.common)
+            Image.DecompressionBombWarning) as exc:
         raise VideoError(f"cannot read image '{file}': {exc}") from None
 
 
