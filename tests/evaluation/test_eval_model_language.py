@@ -105,7 +105,8 @@ def selected(data: SimpleNamespace, task: str, limit: int) -> list:
 @pytest.mark.parametrize("task", list(ANN))
 def test_task_end_to_end(data: SimpleNamespace, task: str, tmp_path: Path, encode_calls: list[int]) -> None:
     limit = 5
-    res = run_eval(data, task, tmp_path / "o", "--limit", str(limit))
+    oracle = ("--baseline", "oracle-box") if task == "scan2cap" else ()   # GT boxes: labelled oracle
+    res = run_eval(data, task, tmp_path / "o", "--limit", str(limit), *oracle)
     assert res.exit_code == 0, res.output
     doc = json.loads((tmp_path / "o" / "metrics.json").read_text())
     assert doc["n"] == limit and doc["run"]["source"] == "model"
@@ -123,6 +124,7 @@ def test_task_end_to_end(data: SimpleNamespace, task: str, tmp_path: Path, encod
             assert isinstance(p["answer"], str)
         elif task == "scan2cap":
             assert isinstance(p["caption"], str) and "box" not in p   # the GT box is given: no m@kIoU
+            assert any(n.startswith("mode: oracle") for n in doc["notes"])
         elif task in ("scanrefer", "multi3drefer"):
             boxes = np.asarray(p["boxes"], dtype=float).reshape(-1, 6)
             assert np.isfinite(boxes).all() and (boxes[:, 3:] > 0).all()
@@ -182,6 +184,14 @@ def test_bad_proposal_files_are_counted_and_labelled(data: SimpleNamespace, tmp_
     res = run_eval(data, "scanrefer", tmp_path / "o2", "--proposals", str(props))
     assert res.exit_code == 2 and f"is for scene '{SCENES[0]}', not '{SCENES[1]}'" in res.output
     assert "Traceback" not in res.output
+
+
+def test_scan2cap_needs_proposals_or_the_oracle_flag(data: SimpleNamespace, tmp_path: Path) -> None:
+    res = run_eval(data, "scan2cap", tmp_path / "o", "--limit", "1")
+    assert res.exit_code == 2 and "give --proposals DIR, or --baseline oracle-box" in res.output, res.output
+    res = run_eval(data, "scan2cap", tmp_path / "o2", "--limit", "1", "--baseline", "oracle-box", "--proposals",
+                   str(data.props))
+    assert res.exit_code == 2 and "leave out --proposals" in res.output, res.output
 
 
 def test_regression_mode_is_labelled(data: SimpleNamespace, tmp_path: Path) -> None:

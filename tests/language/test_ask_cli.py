@@ -65,10 +65,19 @@ def test_ground_writes_json_ply_png(tiny_model_dir, tiny_video, tmp_path):  # no
     assert invoke("ground", tiny_video, "the chair", "--model", tiny_model_dir, "--cache-dir", tmp_path / "c",
                   "--ply", glb, "--multiple", "--threshold", "0").exit_code == 0
     assert len(trimesh.load(glb).geometry) == 2  # points + boxes
+    boxed = tmp_path / "boxframe.json"   # without --gravity-align: the box frame, which caption reads too
+    assert invoke("ground", tiny_video, "the chair", "--model", tiny_model_dir, "--cache-dir", tmp_path / "c",
+                  "-o", boxed, "--multiple", "--threshold", "0").exit_code == 0
+    box = json.loads(boxed.read_text())["boxes"][0]["box"]
     cap = invoke("caption", tiny_video, "--box", ",".join(map(str, box)), "--model", tiny_model_dir, "--cache-dir",
                  tmp_path / "c", "--json", "--max-new-tokens", 3)
-    assert cap.exit_code == 0, cap.output  # a box inside the reconstruction (world frame: no gravity here)
-    assert "with size" in json.loads(cap.stdout)["prompt"]
+    assert cap.exit_code == 0, cap.output
+    got = json.loads(cap.stdout)
+    assert "with size" in got["prompt"] and got["frame"]["source"] == "estimated"
+    every = invoke("caption", tiny_video, "--proposals", boxed, "--model", tiny_model_dir, "--cache-dir",
+                   tmp_path / "c", "--json", "--max-new-tokens", 2)
+    assert every.exit_code == 0, every.output
+    assert len(json.loads(every.stdout)["captions"]) == len(json.loads(boxed.read_text())["boxes"])
 
 
 def test_bad_inputs_are_one_line(tiny_model_dir, tiny_video, tmp_path, monkeypatch):  # noqa: ANN001

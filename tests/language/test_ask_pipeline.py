@@ -61,7 +61,7 @@ def test_grounding_returns_well_formed_boxes_in_metres(model, scene):  # noqa: A
     one = ground(model, enc, "the black chair next to the desk")
     assert one.boxes.shape == (1, 6) and one.scores.shape == (1,)
     assert np.isfinite(one.boxes).all() and (one.boxes[:, 3:] > 0).all() and 0 <= one.scores[0] <= 1
-    lo, hi = scene_bounds(enc, 0.0, 100.0)
+    lo, hi = scene_bounds(enc, 0.0, 100.0, frame=one.frame)   # boxes are in the box frame
     assert ((one.boxes[0, :3] >= lo - 1.0) & (one.boxes[0, :3] <= hi + 1.0)).all()  # centre inside the scene
     many = ground(model, enc, "all the chairs", multiple=True, threshold=0.0)
     assert many.boxes.shape == (model.config.language.num_grounding_queries, 6)

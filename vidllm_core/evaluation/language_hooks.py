@@ -18,9 +18,9 @@ model's own.
 Per task (returned fields = the `--predictions` record of the task, the id is added by the writer):
     scanqa         {"answer"}                      `pipelines.language.ask`
     sqa3d          {"answer"}                      `ask` with the record's situation text
-    scan2cap       {"caption"[, "box"]}            the GT box (scene frame -> box frame) in the prompt;
-                                                   with `--proposals`: the proposal of highest IoU with the GT box is
-                                                   captioned and returned as "box" (for m@kIoU)
+    scan2cap       {"caption", "box"}              `--proposals`: the proposal of highest IoU with the GT box is
+                                                   captioned (box frame in the prompt) and returned as "box"
+                                                   (m@kIoU); `--baseline oracle-box`: the GT box, no "box" (oracle)
     scanrefer      {"boxes": [box]}                `ground`; with `--proposals` the head picks one proposal
     multi3drefer   {"boxes": [...]}                `ground(multiple=True)`: 0..K boxes above the threshold
     nr3d / sr3d    {"object_id", "iou"}            `ground`, then the candidate (target + distractors of the
@@ -49,6 +49,7 @@ QA_MAX_NEW_TOKENS = 32        # `vidllm ask` default: answers are a word or a ph
 CAPTION_MAX_NEW_TOKENS = 48   # `vidllm caption` default: Scan2Cap references average ~20 words
 MIN_BOX_SIZE = 0.01           # metres; a degenerate (flat) GT box is widened to this so the prompt stays valid
 SCENES_IN_MEMORY = 2          # encodings kept (LRU); `scene_order` makes one enough
+SCAN2CAP_ORACLE = "oracle-box"  # the model variant that captions GT boxes (evaluation.tasks, model_geometry)
 
 
 @dataclass
@@ -115,6 +116,12 @@ def prepare_run(task: str, model_dir: Path, out_dir: Path, items: Sequence[Any],
         raise DataError(f"{task} --model picks among the GT objects of the scene: give their boxes with --prepared "
                         "DIR (vidllm prepare scannet) or --gt-boxes FILE ({scene: {object_id: [cx,cy,cz,dx,dy,dz]}}, "
                         "scene frame)")
+    if task == "scan2cap" and ctx.proposals_dir is None and ctx.model_variant != SCAN2CAP_ORACLE:
+        raise DataError("scan2cap --model captions detected objects (the benchmark's m@0.25 / m@0.5 protocol): give "
+                        f"--proposals DIR, or --baseline {SCAN2CAP_ORACLE} to caption the GT boxes (an oracle "
+                        "setting, labelled as such)")
+    if task == "scan2cap" and ctx.proposals_dir is not None and ctx.model_variant == SCAN2CAP_ORACLE:
+        raise DataError(f"--baseline {SCAN2CAP_ORACLE} captions the GT boxes: leave out --proposals")
     require_language(load_model(model_dir, ctx))
     ctx.predictions_dir = Path(out_dir) / PREDICTIONS_SUBDIR
     ctx.predictions_dir.mkdir(parents=True, exist_ok=True)
@@ -259,7 +266,8 @@ def grounding_mode(task: str, proposals: bool) -> str:
                 f"mode: proposals ({task}: the grounding head scores the --proposals boxes and returns the chosen "
                 "ones exactly)")
     if task == "scan2cap":
-        return "mode: oracle (scan2cap: the GT box is captioned; give --proposals DIR for the benchmark setting)"
+        return (f"mode: oracle (scan2cap --baseline {SCAN2CAP_ORACLE}: the GT box is captioned; give --proposals DIR "
+                "for the benchmark setting)")
     return f"mode: regression ({task}: boxes regressed by the grounding head in the box frame, mapped exactly)"
 
 

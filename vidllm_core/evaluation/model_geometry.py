@@ -32,6 +32,8 @@ PREDICTIONS_SUBDIR = "predictions"
 RUN_FILE = "run.json"
 CONF_PERCENTILE = 50.0        # the `vidllm reconstruct` default (VGGT demo): drop the least confident half
 POINT_VOXEL = 0.01            # metres; the recon metric down-samples at 0.02 m anyway
+#: variants that change a language task's inputs, not the model (`language_hooks`): the model loads as is.
+INPUT_VARIANTS = ("oracle-box",)
 MODEL_VARIANTS: dict[str, str] = {
     "no-alignment": "the model with its real-scale alignment off (alignment.enabled=False: the metric-depth map "
                     "replaces the aligned depth; the 'MD w/o alignment' ablation)",
@@ -56,7 +58,7 @@ def load_model(model_dir: Path, ctx: EvalContext, language: bool = True) -> Any:
         model = VidLLM.from_pretrained(model_dir, device=ctx.device, language=language)
         if ctx.model_variant == "no-alignment":
             model.config = replace(model.config, alignment=replace(model.config.alignment, enabled=False))
-        elif ctx.model_variant is not None:
+        elif ctx.model_variant is not None and ctx.model_variant not in INPUT_VARIANTS:
             raise DataError(f"unknown model baseline {ctx.model_variant!r}; available: {', '.join(MODEL_VARIANTS)}")
         return model
     return ctx.cached("model" if language else "vision-model", build)

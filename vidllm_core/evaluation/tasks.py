@@ -483,7 +483,9 @@ def _train(builder: str) -> Callable[[Any, Any, int], list]:
                   **_language_hooks("sqa3d"), train=_train("qa_samples"),
                   predictions_help='{"question_id": 220602000002, "answer": "piano"}'),
     "scan2cap": Task("scan2cap", "caption", "objects", "key", _load_scan2cap, _parse_caption, _encode_caption,
-                     _score_scan2cap, {"majority": _caption_majority}, **_language_hooks("scan2cap"), train=_train("scan2cap_samples"),
+                     _score_scan2cap, {"majority": _caption_majority}, **_language_hooks("scan2cap"),
+                     model_variants={"oracle-box": "the GT box is captioned instead of the matched proposal: an "
+                                                   "oracle setting, labelled so in metrics.json"}, train=_train("scan2cap_samples"),
                      predictions_help='{"key": "scene0707_00|3|trash_can", "caption": "...", "box": [cx,cy,cz,dx,dy,dz]}'),
     "scanrefer": Task("scanrefer", "grounding", "descriptions", "id", _load_scanrefer,
                       _parse_grounding(("scene_id", "object_id", "ann_id")), _encode_boxes, _score_scanrefer,

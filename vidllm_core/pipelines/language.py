@@ -2,9 +2,8 @@
 Sec. 4 tasks; prompts after LLaVA-3D / Video-3D-LLM, shared/docs/PROMPTS.md).
 
 Every function takes a `VidLLM` with its language branch and a `SceneEncoding` (`VidLLM.encode_scene`, or
-`pipelines.scene.encode_video` with the cache). Boxes are axis-aligned `[cx, cy, cz, dx, dy, dz]` in metres: in the
-reconstruction's world frame (the first camera, OpenCV axes) for captioning, in a gravity-aligned box frame
-(`geometry.box_frame`) for grounding.
+`Scene.encoding` of `pipelines.vision_pass.run_vision_pass(..., tokens=True)`). Boxes are axis-aligned `[cx, cy, cz, dx, dy, dz]` in metres, in a
+gravity-aligned box frame (`geometry.box_frame`) for grounding and captioning.
 """
 
 from __future__ import annotations
@@ -80,9 +79,11 @@ def ask(model: VidLLM, enc: SceneEncoding, questions: Sequence[str], *, situatio
     return [Answer(q, a, p.truncated) for q, p, a in zip(questions, prompts, answers)]
 
 
-def scene_bounds(enc: SceneEncoding, low: float = 1.0, high: float = 99.0) -> tuple[np.ndarray, np.ndarray]:
+def scene_bounds(enc: SceneEncoding, low: float = 1.0, high: float = 99.0,
+                 frame: BoxFrame | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(min, max) xyz of the reconstruction in metres: percentiles `low` / `high` of the confident world points
-    (confidence >= its median) together with the pooled token positions."""
+    (confidence >= its median) together with the pooled token positions; in `frame` (a box frame) when given,
+    else in the reconstruction's world."""
     g = enc.geometry
     pts = g.world_points.reshape(-1, 3).float()
     conf = g.depth_conf.reshape(-1).float()
@@ -92,20 +93,24 @@ def scene_bounds(enc: SceneEncoding, low: float = 1.0, high: float = 99.0) -> tu
     both = np.concatenate([pts, xyz]) if len(pts) else xyz
     if not len(both):
         raise DataError("the reconstruction has no valid point")
+    if frame is not None:
+        both = frame.points_from_world(both.astype(np.float64))
     return np.percentile(both, low, axis=0), np.percentile(both, high, axis=0)
 
 
 def caption(model: VidLLM, enc: SceneEncoding, *, box: Sequence[float] | None = None,
             point: Sequence[float] | None = None, max_new_tokens: int = 48, temperature: float = 0.0, seed: int = 0,
-            margin: float = 0.5) -> Answer:
+            margin: float = 0.5, frame: BoxFrame | None = None) -> Answer:
     """Describe the object at a box `[cx, cy, cz, dx, dy, dz]` or a point `[x, y, z]` (Scan2Cap prompt), or the whole
-    scene when neither is given. A location outside the reconstruction (+ `margin` metres) raises DataError."""
+    scene when neither is given. The location is in the box frame `frame` (the frame `ground` answers in and
+    Stage 2 trains the Scan2Cap prompt in; estimated from the reconstruction when None). A location outside the
+    reconstruction (+ `margin` metres) raises DataError."""
     require_language(model)
     if box is None and point is None:
         prompt = P.scene_caption_prompt()
     else:
         prompt = P.scan2cap_prompt(box=box, point=point)
-        lo, hi = scene_bounds(enc)
+        lo, hi = scene_bounds(enc, frame=frame if frame is not None else estimate_box_frame(enc.geometry))
         P.check_in_scene(list(box if box is not None else point)[:3], lo, hi, margin=margin)  # type: ignore[arg-type]
     text = answer_prompts(model, enc, [prompt], max_new_tokens=max_new_tokens, temperature=temperature, seed=seed)[0]
     return Answer(prompt.prompt.split("\n", 1)[-1], text)
