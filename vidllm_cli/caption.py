@@ -21,9 +21,9 @@ def command(
     video: Annotated[Path, typer.Argument(help="Video file or folder of frames.")],
     box: Annotated[Optional[str], typer.Option("--box", help="Object box cx,cy,cz,dx,dy,dz (metres).")] = None,
     point: Annotated[Optional[str], typer.Option("--point", help="A point on the object x,y,z (metres).")] = None,
-    proposals: Annotated[Optional[Path], typer.Option("--proposals", help="Caption every box of a JSON file "
-                                                                           "(a list of boxes, or {\"boxes\": [...]}, "
-                                                                           "box frame), e.g. `vidllm ground -o`'s.")] = None,
+    proposals: Annotated[Optional[Path], typer.Option(
+        "--proposals", help="Caption every box of a JSON file (a list of boxes, or {\"boxes\": [...]}, box frame), "
+        "e.g. `vidllm ground -o`'s.")] = None,
     scene_caption: Annotated[bool, typer.Option("--scene", help="Describe the whole scene (default).")] = False,
     model: ModelOpt = None,
     as_json: JsonOpt = False,

@@ -16,7 +16,6 @@ the caller counts it (`ProposalLog`).
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path

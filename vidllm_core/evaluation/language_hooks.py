@@ -211,8 +211,10 @@ def predict_record(task: str, model_dir: Path, record: Any, ctx: EvalContext) ->
     state = scene_for(model_dir, record.scene_id, ctx)
     enc = state.encoding
     ctx.note(f"model run: each scene is encoded once from {ctx.num_frames or model.config.input.num_frames} frames "
-             "sampled uniformly from its colour frames" + ("; boxes cross into the scene frame by the GT pose of the first sampled frame "
-                                "(rigid, the model's own scale)" if task in BOX_TASKS else ""))
+             "sampled uniformly from its colour frames"
+             + ("; boxes live in a gravity-aligned box frame placed by the GT pose of the first sampled frame "
+                "(rigid, the model's own scale; an exact quarter-turn map to the scene frame)"
+                if task in BOX_TASKS else ""))
 
     if task in ("scanqa", "sqa3d"):
         situation = record.situation if task == "sqa3d" else None
