@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 import sys
 import warnings
-from typing import NoReturn
+from pathlib import Path
+from typing import NoReturn, Optional
 
 import typer
 from rich.console import Console
@@ -35,6 +36,21 @@ def fail(message: str, code: int = 2) -> NoReturn:
     """Print one clear line on stderr and exit non-zero (no traceback)."""
     print(f"error: {message}", file=sys.stderr, flush=True)
     raise typer.Exit(code)
+
+
+def check_output_files(outputs: list[tuple[str, Optional[Path]]], inputs: list[tuple[str, Optional[Path]]]) -> None:
+    """Before any work, one line for an output file (option name, path; None = not asked for) that cannot be
+    written or that is one of the inputs."""
+    from vidllm_core.errors import VidLLMError
+    from vidllm_core.io import check_not_inputs, check_output
+
+    given = [(name, path) for name, path in outputs if path is not None]
+    try:
+        for name, path in given:
+            check_output(path, name, kind="file")
+        check_not_inputs(given, [(name, path) for name, path in inputs if path is not None])
+    except VidLLMError as exc:
+        fail(str(exc))
 
 
 def read_stdin_line() -> str:

@@ -16,7 +16,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from vidllm_cli.common import console, fail, user_errors
+from vidllm_cli.common import check_output_files, console, fail, user_errors
 from vidllm_cli.scene import (CacheDirOpt, DeviceOpt, FramesOpt, JsonOpt, ModelOpt, NoCacheOpt, check_inputs, encode,
                               load_language_model, open_cache, warn_truncated)
 
@@ -73,6 +73,8 @@ def command(
     _check_suffix(ply, (".ply", ".glb"), "--ply")
     _check_suffix(png, (".png",), "--png")
     check_inputs(video, model, device, cache_dir, no_cache)
+    check_output_files([("--output", output), ("--ply", ply), ("--png", png)],
+                       [("VIDEO", video), ("--proposals", proposals)])
     with user_errors():
         from vidllm_core.language.prompts import clean_text
         from vidllm_core.pipelines.ground_scene import ground_scene, write_ground_outputs

@@ -34,6 +34,11 @@ def command(
     if clip is not None and not clip.is_dir():
         fail(f"CLIP directory not found: '{clip}'")
     with user_errors():
+        from vidllm_core.io import check_not_inputs, check_output
+
+        check_output(output, "-o")  # before the (possibly long) build
+        check_not_inputs([("-o", output)], [(name, path) for name, path in (("--llm", llm), ("--dinov2", dinov2),
+                                                                            ("--clip", clip)) if path is not None])
         import logging
 
         from transformers.utils import logging as hf_logging

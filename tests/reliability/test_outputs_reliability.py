@@ -97,3 +97,19 @@ def test_warning_is_one_line_on_the_cli() -> None:
             "warnings.warn('the scene cache was not written', VidLLMWarning)")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0 and proc.stderr == "warning: the scene cache was not written\n", proc.stderr
+
+
+def test_ground_and_init_outputs_equal_to_inputs_are_refused(tiny_model_dir: Path, tiny_video: Path,
+                                                              tmp_path: Path) -> None:
+    proposals = tmp_path / "proposals.json"
+    proposals.write_text("[[0, 0, 0, 1, 1, 1]]")
+    one_error_line(run("ground", tiny_video, "the chair", "--proposals", proposals, "-o", proposals, "--model",
+                       tiny_model_dir), "--output", "is the input --proposals")
+    assert proposals.read_text() == "[[0, 0, 0, 1, 1, 1]]"
+    one_error_line(run("ground", tiny_video, "the chair", "--png", "/proc/vidllm/o.png", "--model", tiny_model_dir),
+                   "/proc/vidllm/o.png")
+    llm = tmp_path / "llm"
+    llm.mkdir()
+    (llm / "config.json").write_text("{}")
+    one_error_line(run("init", "--preset", "tiny", "--llm", llm, "-o", llm, "--force"), "is the input --llm")
+    assert (llm / "config.json").read_text() == "{}"
