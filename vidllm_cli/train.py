@@ -60,7 +60,8 @@ def run_stage(stage: str, config: Optional[Path], out: Optional[Path], resume: O
             check_output(out_dir, "--resume" if resume is not None else "--out")
             held.enter_context(run_lock(out_dir))
             for stale in remove_partial_checkpoints(out_dir):
-                console.print(f"removed {stale}, left unfinished by an interrupted save", highlight=False)
+                console.print(f"removed {stale}, left unfinished by an interrupted save", markup=False,
+                              highlight=False)
         import torch
 
         from vidllm_core.training import common

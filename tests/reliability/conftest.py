@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from tests.language.conftest import tiny_model_dir, tiny_video  # noqa: F401  (fixtures)
-from tests.training.conftest import make_recipe, recipe_dict, scenes_dir, teacher_dirs, write_recipe  # noqa: F401
+from tests.training.conftest import make_recipe, scenes_dir, teacher_dirs, write_recipe  # noqa: F401
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -111,8 +111,8 @@ def test_pickled_llm_is_one_line(tmp_path: Path) -> None:
     assert not marker.exists() and not (tmp_path / "m" / "model.safetensors").exists()
 
 
-def test_pickled_clip_teacher_is_one_line(scenes_dir: Path, teacher_dirs: dict, make_recipe, write_recipe,  # noqa: ANN001
-                                          tmp_path: Path) -> None:
+def test_pickled_clip_teacher_is_one_line(scenes_dir: Path, teacher_dirs: dict, make_recipe,  # noqa: ANN001
+                                          write_recipe, tmp_path: Path) -> None:  # noqa: ANN001
     clip = tmp_path / "clip"
     shutil.copytree(teacher_dirs["clip"], clip)
     marker = tmp_path / "payload-ran"

@@ -92,7 +92,8 @@ def test_out_naming_a_file_or_unwritable_place(scenes_dir: Path, make_recipe, wr
     one_error_line(train("--config", cfg, "--out", "/proc/vidllm-run"), "/proc/vidllm-run")
 
 
-def test_nan_learning_rate_is_refused_at_recipe_load(scenes_dir: Path, make_recipe, tmp_path: Path) -> None:  # noqa: ANN001
+def test_nan_learning_rate_is_refused_at_recipe_load(scenes_dir: Path, make_recipe,  # noqa: ANN001
+                                                     tmp_path: Path) -> None:
     import yaml
 
     text = yaml.safe_dump(make_recipe("train", scenes_dir)).replace("lr: 0.001", "lr: .nan")
