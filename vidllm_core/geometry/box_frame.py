@@ -26,6 +26,8 @@ from vidllm_core.geometry.unproject import confidence_mask
 
 __all__ = ["BoxFrame", "box_frame_from_scene", "dominant_yaw", "estimate_box_frame", "quarter_turn"]
 
+MAX_NORMAL_PIXELS = 250_000  # surface normals for the wall direction are computed on at most about this many pixels
+
 
 def quarter_turn(k: int) -> np.ndarray:
     """Exact integer rotation [3, 3] by k * 90 degrees about +z."""
@@ -145,8 +147,10 @@ def estimate_box_frame(geometry: Any, seed: int = 0) -> BoxFrame:
     from vidllm_core.pipelines.gravity import gravity_from_geometry
 
     grav = gravity_from_geometry(geometry, seed=seed).transform
-    pts = geometry.world_points.double().cpu().numpy()
-    conf = geometry.depth_conf.double().cpu().numpy()[:, :-1, :-1]
+    s, h, w = geometry.world_points.shape[:3]
+    step = max(1, int(math.sqrt(s * h * w / MAX_NORMAL_PIXELS)))  # neighbours `step` pixels apart: bounded cost
+    pts = geometry.world_points[:, ::step, ::step].double().cpu().numpy()
+    conf = geometry.depth_conf[:, ::step, ::step].double().cpu().numpy()[:, :-1, :-1]
     aligned = pts @ grav[:3, :3].T
     normals = _grid_normals(aligned)
     keep = confidence_mask(conf, 50.0)   # the confident half
