@@ -13,21 +13,47 @@ from vidllm_core.io import (atomic_path, check_not_inputs, check_output, os_erro
                             write_text_atomic)
 
 
-@pytest.fixture
-def full_disk(tmp_path: Path):  # noqa: ANN201 - Iterator[Path]
-    """A real full file system: a 64 KiB tmpfs (root only; skipped elsewhere)."""
+def _tmpfs(where: Path, options: str):  # noqa: ANN202 - Iterator[Path]
+    """Mount a small tmpfs at `where` for the test (root only; skipped elsewhere)."""
     import shutil
     import subprocess
 
-    disk = tmp_path / "full"
-    disk.mkdir()
+    where.mkdir()
     if os.geteuid() != 0 or not shutil.which("mount") or subprocess.run(
-            ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(disk)]).returncode != 0:
+            ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(where)]).returncode != 0:
         pytest.skip("cannot mount a tmpfs here")
     try:
-        yield disk
+        yield where
     finally:
-        subprocess.run(["umount", str(disk)], check=True)
+        subprocess.run(["umount", str(where)], check=True)
+
+
+@pytest.fixture
+def full_disk(tmp_path: Path):  # noqa: ANN201 - Iterator[Path]
+    """A real full file system: a 64 KiB tmpfs."""
+    yield from _tmpfs(tmp_path / "full", "size=64k")
+
+
+@pytest.fixture
+def read_only_disk(tmp_path: Path):  # noqa: ANN201 - Iterator[Path]
+    """A real read-only file system (root ignores permission bits, not this)."""
+    yield from _tmpfs(tmp_path / "ro", "ro,size=64k")
+
+
+def test_read_only_output_is_refused_before_work(read_only_disk: Path, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from tests.fixtures import BENCH
+    from tests.reliability.conftest import one_error_line
+    from vidllm_cli.main import app
+
+    with pytest.raises(ConfigError, match="Read-only file system"):
+        check_output(read_only_disk / "run", "--out")
+    preds = tmp_path / "p.jsonl"
+    preds.write_text('{"question_id": "x", "answer": "y"}\n')
+    res = CliRunner().invoke(app, ["eval", "scanqa", "-a", str(BENCH / "scanqa_val_sample.json"), "--predictions",
+                                   str(preds), "-o", str(read_only_disk / "out")])
+    one_error_line(res, str(read_only_disk / "out"), "Read-only file system")
 
 
 def test_real_full_disk_in_torch_save_and_safetensors_is_found_as_enospc(full_disk: Path) -> None:

@@ -438,11 +438,11 @@ def _publish_model(ckpt: Path, out_dir: Path) -> None:
 
 def remove_partial_checkpoints(out_dir: Path) -> list[Path]:
     """Delete what a save killed midway left in a run folder (`checkpoints/.tmp-step-*` folders, the hidden
-    temporary files of `latest` and the published model files); returns what was removed. Call it only while
-    holding the run folder's lock (another process's save in progress looks the same)."""
+    temporary files of `latest`, `metrics.jsonl` and the published model files); returns what was removed. Call it
+    only while holding the run folder's lock (another process's save in progress looks the same)."""
     out_dir = Path(out_dir)
     stale = sorted((out_dir / CKPT_DIR).glob(".tmp-step-*"))
-    for name in (LATEST_FILE, "model.safetensors", "config.json"):
+    for name in (LATEST_FILE, "model.safetensors", "config.json", METRICS_FILE):
         stale += sorted(out_dir.glob(f".{name}.*"))
     for p in stale:
         if p.is_dir():
