@@ -22,7 +22,7 @@ import torch
 from vidllm_core.evaluation.language_hooks import EncodedScene, to_box_frame, to_scene_frame
 from vidllm_core.heads.grounding import select_boxes
 from vidllm_core.metrics.grounding import box3d_iou, multi3drefer_f1, scanrefer_accuracy
-from vidllm_core.pipelines.gravity import transform_boxes
+from vidllm_core.pipelines.gravity import box_corners, transform_points
 from vidllm_core.training.data import SceneClips, index_scene
 
 FRAMES = 4
@@ -216,6 +216,13 @@ def test_proposal_oracle(scenes: str, request: pytest.FixtureRequest) -> None:
     print(f"\n[oracle {scenes} proposals] n={res['n']} Acc@0.5={res['Acc@0.5']:.4f} mean IoU={res['iou'].mean():.4f} "
           f"scorer target = chosen: {np.mean(hits):.3f}")
     assert res["Acc@0.5"] >= 0.99 and res["iou"].mean() >= 0.95 and np.mean(hits) == 1.0
+
+
+def transform_boxes(boxes: np.ndarray, transform: np.ndarray) -> np.ndarray:
+    """The removed frame crossing: the axis-aligned bounds of the 8 transformed corners (a rotated box grows)."""
+    corners = transform_points(box_corners(boxes), transform)
+    lo, hi = corners.min(1), corners.max(1)
+    return np.concatenate([(lo + hi) / 2, hi - lo], axis=1).reshape(-1, 6)
 
 
 def _old_box_to_camera(box: np.ndarray, axis_align: np.ndarray, world_to_cam: np.ndarray) -> np.ndarray:

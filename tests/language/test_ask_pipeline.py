@@ -156,7 +156,7 @@ def test_vision_only_model_has_no_language(tmp_path):  # noqa: ANN001
 def test_gravity_alignment_recovers_a_tilted_floor():
     from scipy.spatial.transform import Rotation
 
-    from vidllm_core.pipelines.gravity import estimate_gravity, transform_boxes, transform_points
+    from vidllm_core.pipelines.gravity import estimate_gravity, transform_points
 
     rng = np.random.default_rng(0)
     floor = np.c_[rng.uniform(-2, 2, (3000, 2)), np.zeros(3000)]
@@ -171,5 +171,3 @@ def test_gravity_alignment_recovers_a_tilted_floor():
     aligned = transform_points(pts, g.transform)
     np.testing.assert_allclose(aligned[:3000, 2], 0.0, atol=0.03)  # floor at z = 0
     assert (aligned[3000:, 2] > -0.05).all() and aligned[3000:, 2].max() > 2.3  # the wall rises along +z
-    box = transform_boxes(np.array([[0.0, 0.0, 0.0, 1.0, 1.0, 1.0]]), np.eye(4))
-    np.testing.assert_allclose(box, [[0, 0, 0, 1, 1, 1]])

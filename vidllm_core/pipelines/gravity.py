@@ -18,7 +18,7 @@ from scipy.spatial.transform import Rotation
 from vidllm_core.geometry.unproject import confidence_mask
 from vidllm_core.models.vidllm import SceneGeometry
 
-__all__ = ["GravityAlignment", "estimate_gravity", "gravity_from_geometry", "transform_boxes", "transform_points",
+__all__ = ["GravityAlignment", "estimate_gravity", "gravity_from_geometry", "transform_points",
            "box_corners"]
 
 
@@ -43,13 +43,6 @@ def box_corners(boxes: np.ndarray) -> np.ndarray:
     boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 6)
     signs = np.array([[(i & 1) * 2 - 1, ((i >> 1) & 1) * 2 - 1, ((i >> 2) & 1) * 2 - 1] for i in range(8)], float)
     return boxes[:, None, :3] + 0.5 * signs[None] * boxes[:, None, 3:]
-
-
-def transform_boxes(boxes: np.ndarray, transform: np.ndarray) -> np.ndarray:
-    """Axis-aligned boxes [K, 6] in the new frame: the bounds of the 8 transformed corners (a rotated box grows)."""
-    corners = transform_points(box_corners(boxes), transform)
-    lo, hi = corners.min(1), corners.max(1)
-    return np.concatenate([(lo + hi) / 2, hi - lo], axis=1).reshape(-1, 6)
 
 
 def _rotation_to_z(up: np.ndarray) -> np.ndarray:
