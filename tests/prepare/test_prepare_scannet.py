@@ -250,8 +250,7 @@ def test_eval_model_places_boxes_only_with_an_alignment(layout, tmp_path):
     res = runner.invoke(app, [*common, "--prepared", str(out), "-o", str(tmp_path / "ok")])
     assert res.exit_code == 0, res.output
     doc = json.loads((tmp_path / "ok" / "metrics.json").read_text())
-    assert doc["run"]["prepared"] == str(out.resolve())
-    assert doc["run"]["scenes"] == str(layout.posed_images.resolve())   # the index's posed images
+    assert doc["run"]["prepared"] == str(out.resolve())   # its posed images were the scenes (no --scenes given)
     assert not any(n.startswith("axis alignment: identity") for n in doc["notes"])
 
 
@@ -263,3 +262,15 @@ def test_a_scene_without_posed_images_is_one_line(layout, tmp_path):
     assert result.exit_code == 1
     assert error_lines(result)[0] == f"error: {B}: {layout.posed_images / B}: posed-images folder not found"
     assert load_prepared(tmp_path / "p").scene_ids == [A]
+
+
+def test_a_new_posed_frame_prepares_the_scene_again(layout, tmp_path):
+    import shutil
+
+    out = tmp_path / "prepared"
+    assert prepare(layout, out).exit_code == 0
+    shutil.copy(layout.posed_images / A / "00000.jpg", layout.posed_images / A / "00990.jpg")
+    shutil.copy(layout.posed_images / A / "00000.txt", layout.posed_images / A / "00990.txt")
+    again = prepare(layout, out)
+    assert again.exit_code == 0 and "1 scene(s) prepared, 1 unchanged" in again.output
+    assert load_prepared(out).index["scenes"][A]["frames"] == 4

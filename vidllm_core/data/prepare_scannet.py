@@ -40,12 +40,14 @@ def _stat(path: Path) -> list[int] | None:
 
 
 def _fingerprint(scan_dir: Path, posed_dir: Path, scene_id: str) -> dict[str, Any]:
-    """Size and mtime of every input file; a changed, added or removed file makes the scene prepare again."""
+    """Size and mtime of each scan file, and of the posed-images folder its file count, total size and newest mtime
+    (thousands of frames per scene); a changed, added or removed file makes the scene prepare again."""
     from vidllm_core.data.benchmarks.scannet_scan import scan_files
 
     out: dict[str, Any] = {f"scans/{p.name}": _stat(p) for p in scan_files(scan_dir, scene_id).values()}
-    if posed_dir.is_dir():
-        out.update({f"posed_images/{p.name}": _stat(p) for p in sorted(posed_dir.iterdir()) if p.is_file()})
+    stats = [_stat(p) for p in posed_dir.iterdir() if p.is_file()] if posed_dir.is_dir() else []
+    stats = [s for s in stats if s is not None]
+    out["posed_images"] = [len(stats), sum(s[0] for s in stats), max((s[1] for s in stats), default=0)]
     return out
 
 
