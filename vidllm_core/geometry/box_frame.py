@@ -147,8 +147,8 @@ def estimate_box_frame(geometry: Any, seed: int = 0) -> BoxFrame:
     from vidllm_core.pipelines.gravity import gravity_from_geometry
 
     grav = gravity_from_geometry(geometry, seed=seed).transform
-    s, h, w = geometry.world_points.shape[:3]
-    step = max(1, int(math.sqrt(s * h * w / MAX_NORMAL_PIXELS)))  # neighbours `step` pixels apart: bounded cost
+    frames, h, w = geometry.world_points.shape[:3]
+    step = max(1, int(math.sqrt(frames * h * w / MAX_NORMAL_PIXELS)))  # neighbours `step` pixels apart: bounded cost
     pts = geometry.world_points[:, ::step, ::step].double().cpu().numpy()
     conf = geometry.depth_conf[:, ::step, ::step].double().cpu().numpy()[:, :-1, :-1]
     aligned = pts @ grav[:3, :3].T
