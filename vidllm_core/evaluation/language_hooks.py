@@ -41,9 +41,8 @@ import numpy as np
 
 from vidllm_core.errors import DataError
 from vidllm_core.evaluation.context import EvalContext, metric
+from vidllm_core.tasks import BOX_TASKS, LANGUAGE_TASKS  # declared once
 
-LANGUAGE_TASKS = ("scanqa", "sqa3d", "scan2cap", "scanrefer", "multi3drefer", "nr3d", "sr3d")
-BOX_TASKS = ("scan2cap", "scanrefer", "multi3drefer", "nr3d", "sr3d")
 PROPOSAL_TASKS = ("scan2cap", "scanrefer", "multi3drefer")
 QA_MAX_NEW_TOKENS = 32        # `vidllm ask` default: answers are a word or a phrase
 CAPTION_MAX_NEW_TOKENS = 48   # `vidllm caption` default: Scan2Cap references average ~20 words

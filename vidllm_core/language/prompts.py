@@ -17,6 +17,7 @@ from transformers import PreTrainedTokenizerBase
 
 from vidllm_core.errors import DataError
 from vidllm_core.language.tokenizer import GROUND, SCENE, SPECIAL_TOKENS
+from vidllm_core.tasks import LANGUAGE_TASKS
 
 __all__ = [
     "TaskPrompt", "TASKS", "QA_SUFFIX", "CAPTION_INSTRUCTION", "SCENE_INSTRUCTION", "GROUNDING_INSTRUCTION",
@@ -24,7 +25,7 @@ __all__ = [
     "scan2cap_prompt", "scene_caption_prompt", "grounding_prompt", "chat_text", "check_in_scene",
 ]
 
-TASKS = ("scanqa", "sqa3d", "scan2cap", "scene", "scanrefer", "multi3drefer")
+TASKS = (*LANGUAGE_TASKS, "scene")  # the benchmark tasks (declared in vidllm_core.tasks) + whole-scene captions
 QA_SUFFIX = "Answer the question using a single word or phrase."  # LLaVA-3D / Chat-Scene / VG-LLM (SQA3D)
 CAPTION_INSTRUCTION = "Describe the object in detail."  # LLaVA-3D Scan2Cap
 SCENE_INSTRUCTION = "Describe the scene in detail."  # ours: no reference phrasing for whole-scene description

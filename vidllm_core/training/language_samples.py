@@ -153,8 +153,9 @@ def load_language_samples(annotations: Mapping[str, str], scene_ids: Sequence[st
             notes.append(f"{name}: {len(other_scene)} record(s) of {len(set(other_scene))} scene(s) not in "
                          f"data.scenes skipped, e.g. {sorted(set(other_scene))[0]}")
         if n == 0:
+            why = f" ({missing_box[0]})" if missing_box else ""
             raise DataError(f"data.annotations.{name} ({path}) gives no training sample for the {len(wanted)} "
-                            "scene(s) of data.scenes")
+                            f"scene(s) of data.scenes{why}")
     for note in notes:
         warnings.warn(note, stacklevel=2)
     return out, notes

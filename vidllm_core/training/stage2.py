@@ -161,15 +161,21 @@ def _gt_boxes(recipe: Recipe) -> Any:
     return None
 
 
-def attach_language(model: VidLLM, recipe: Recipe, tokenizer_dir: str | Path | None) -> bool:
-    """Give the model its language branch (`model.language`) when the config describes an LLM, the recipe wants
-    the VL loss and the data has annotations. Returns whether it was attached."""
-    cfg = model.config.language
+def check_llm_for_annotations(recipe: Recipe, config: VidLLMConfig) -> None:
+    """Refuse language annotations for a model without an LLM (they would silently train nothing)."""
+    cfg = config.language
     tasks = sorted(k for k in recipe.data.annotations if k != "gt_boxes")
     if recipe.stage2.language and tasks and (cfg is None or not cfg.llm):
         raise ConfigError(f"data.annotations holds language tasks ({', '.join(tasks)}) but the model has no LLM: "
                           "--init a model directory that holds one (vidllm init --llm DIR) or set "
                           "stage2.language: false")
+
+
+def attach_language(model: VidLLM, recipe: Recipe, tokenizer_dir: str | Path | None) -> bool:
+    """Give the model its language branch (`model.language`) when the config describes an LLM, the recipe wants
+    the VL loss and the data has annotations. Returns whether it was attached."""
+    cfg = model.config.language
+    tasks = [k for k in recipe.data.annotations if k != "gt_boxes"]
     if not (recipe.stage2.language and cfg is not None and cfg.llm and tasks):
         return False
     from vidllm_core.language.tokenizer import load_tokenizer
@@ -254,6 +260,7 @@ def setup(recipe: Recipe, out_dir: str | Path, dist: DistInfo, resume: bool = Fa
     check_device_support(recipe.train, dist.device)
     out_dir = Path(out_dir)
     config = adopt_init_llm(recipe.model_config(), recipe.init)
+    check_llm_for_annotations(recipe, config)
     ckpt = latest_checkpoint(out_dir) if resume else None
     if ckpt is not None:
         check_same_config(read_checkpoint(ckpt)[2], config, f"--resume checkpoint {ckpt}")
