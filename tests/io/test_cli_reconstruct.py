@@ -17,6 +17,7 @@ from tests.fixtures.tiny_a_weights import tiny_a_weights
 from vidllm_cli import reconstruct as cli_mod
 from vidllm_cli.main import app
 from vidllm_core.export import read_ply_vertices
+from vidllm_core.models.vidllm import SceneGeometry
 
 BROKEN = ["missing", "empty", "truncated", "truncated_faststart", "random", "text"]  # files made in conftest
 
@@ -28,7 +29,7 @@ class FakeModel:
         self.preprocess_config = SimpleNamespace(mode=mode, image_size=image_size, num_frames=num_frames)
         self.seen: list[torch.Tensor] = []
 
-    def reconstruct(self, images: torch.Tensor) -> dict[str, object]:
+    def reconstruct(self, images: torch.Tensor) -> SceneGeometry:
         self.seen.append(images)
         S, _, H, W = images.shape
         depth = 1.0 + images.mean(1)
@@ -41,8 +42,8 @@ class FakeModel:
                               indexing="ij")
         cam = torch.stack([(u - W / 2) * depth / W, (v - H / 2) * depth / W, depth], dim=-1)
         world = cam - extrinsic[:, None, None, :, 3]
-        return {"depth": depth, "depth_conf": conf, "extrinsic": extrinsic, "intrinsic": K.clone(),
-                "world_points": world, "scale": 2.5, "metric": True}
+        return SceneGeometry(depth=depth, depth_conf=conf, extrinsic=extrinsic, intrinsic=K.clone(),
+                             world_points=world, scale=2.5, metric=True)
 
 
 @pytest.fixture()
@@ -70,15 +71,15 @@ def test_writes_ply_cameras_depth_and_json(fake: FakeModel, media: dict[str, Pat
     assert summary["source_frames"] == [0, 5, 9, 14, 18, 23] and summary["scale"] == 2.5 and summary["metric"] is True
     assert summary["backend"] == "decord" and set(summary["timings"]) >= {"read_s", "network_s", "write_s", "total_s"}
     assert summary["outputs"] == {"ply": str(out / "room.ply"), "cameras": str(out / "cams.json"),
-                                  "depth_dir": str(out / "depth")}
+                                  "depth_dir": str(out / "depth"), "export_dir": None, "preview": None}
 
     ply = read_ply_vertices(out / "room.ply")
     pts = np.stack([ply["x"], ply["y"], ply["z"]], 1)
     pred = fake.reconstruct(images)
-    conf = pred["depth_conf"].reshape(-1).numpy()
+    conf = pred.depth_conf.reshape(-1).numpy()
     assert len(pts) == summary["points"] == (conf >= np.percentile(conf, 50)).sum()  # default: top 50 %
     assert abs(len(pts) - S * H * W / 2) <= 3
-    world = pred["world_points"].reshape(-1, 3).numpy()
+    world = pred.world_points.reshape(-1, 3).numpy()
     dist, idx = cKDTree(world).query(pts)
     assert dist.max() < 1e-5  # every written point is a predicted world point ...
     np.testing.assert_allclose(ply["confidence"], conf[idx], rtol=1e-6)  # ... with its confidence
@@ -100,7 +101,7 @@ def test_writes_ply_cameras_depth_and_json(fake: FakeModel, media: dict[str, Pat
     pngs = sorted((out / "depth").iterdir())
     assert [p.name for p in pngs] == [f"depth_{i:04d}.png" for i in range(6)]
     mm = np.asarray(Image.open(pngs[2]))
-    assert np.array_equal(mm, np.round(pred["depth"][2].numpy().astype(np.float64) * 1000).astype(np.uint16))
+    assert np.array_equal(mm, np.round(pred.depth[2].numpy().astype(np.float64) * 1000).astype(np.uint16))
     assert list_files(out) == sorted(["room.ply", "cams.json", "depth"] + [f"depth/{p.name}" for p in pngs])
 
 
@@ -148,7 +149,7 @@ def test_failure_while_writing_leaves_no_output(list_files, fake: FakeModel, med
     def full_disk(*a: object, **k: object) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("vidllm_core.export.write_depth_pngs", full_disk)  # the last writer fails
+    monkeypatch.setattr("vidllm_core.pipelines.outputs.write_depth_pngs", full_disk)  # the last writer fails
     out = tmp_path / "out"
     result = _run(media["good"], "-o", out / "x.ply", "--cameras", out / "c.json", "--depth-dir", out / "d",
                   "--model", tmp_path)
@@ -161,9 +162,9 @@ def test_non_finite_network_output_fails_cleanly(list_files, monkeypatch: pytest
     model = FakeModel()
     real = model.reconstruct
 
-    def zero_fov(images: torch.Tensor) -> dict[str, object]:
+    def zero_fov(images: torch.Tensor) -> SceneGeometry:
         out = real(images)
-        out["intrinsic"][1, 0, 0] = float("inf")  # what fov = 0 gives: fx = (W/2) / tan(0)
+        out.intrinsic[1, 0, 0] = float("inf")  # what fov = 0 gives: fx = (W/2) / tan(0)
         return out
 
     model.reconstruct = zero_fov
@@ -208,16 +209,19 @@ def test_unwritable_output_location(fake: FakeModel, media: dict[str, Path], tmp
     blocker.write_text("a file, not a folder")
     for args in (["-o", blocker / "x.ply"], ["-o", tmp_path / "x.ply", "--cameras", blocker / "sub" / "c.json"]):
         result = _run(media["good"], *args)
-        assert result.exit_code != 0 and "is not a folder" in result.stderr
+        assert result.exit_code != 0 and "not a folder" in result.stderr
         assert len(result.stderr.strip().splitlines()) == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file.txt"]
 
 
 def test_unwritable_folder(fake: FakeModel, media: dict[str, Path], tmp_path: Path,
                            monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(cli_mod, "_can_write", lambda folder: False)  # root ignores chmod; simulate it
+    def denied(*a: object, **k: object) -> None:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr("vidllm_core.io.tempfile.TemporaryFile", denied)  # root ignores chmod; simulate it
     result = _run(media["good"], "-o", tmp_path / "x.ply")
-    assert result.exit_code != 0 and "is not writable" in result.stderr
+    assert result.exit_code != 0 and "cannot write to point cloud" in result.stderr and "Permission denied" in result.stderr
 
 
 def test_bad_options(fake: FakeModel, media: dict[str, Path], tmp_path: Path) -> None:
