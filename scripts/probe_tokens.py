@@ -27,7 +27,7 @@ from PIL import Image
 from vidllm_core.data.preprocess import preprocess_with_info
 from vidllm_core.data.synth import CATEGORIES
 from vidllm_core.language import prompts as P
-from vidllm_core.language.pooling import voxel_pool
+from vidllm_core.language.pooling import pool_scene_tokens
 from vidllm_core.models.vidllm import VidLLM
 
 LEVELS = ("encoder T_base", "CTA T'_lang", "3D patch tokens", "pooled 3D tokens", "LLM hidden (scene tokens)")
@@ -78,9 +78,7 @@ def scene_features(model: VidLLM, scene_dir: Path, num_frames: int) -> dict:
     for k, i in enumerate(ids):
         onehot[label == i, k + 1] = 1.0
     onehot[label == 0, 0] = 1.0
-    lcfg = cfg.language
-    pooled = voxel_pool(torch.cat([t3d, onehot], 1)[None], xyz[None], None, voxel_size=lcfg.voxel_size,
-                        budget=lcfg.token_budget, reduction=lcfg.pool_reduction)
+    pooled = pool_scene_tokens(torch.cat([t3d, onehot], 1)[None], xyz[None], cfg.language)  # the model's pooling
     keep = pooled.mask[0]
     pooled_tokens = pooled.tokens[0][keep][:, :t3d.shape[1]]
     pooled_hist = pooled.tokens[0][keep][:, t3d.shape[1]:]
