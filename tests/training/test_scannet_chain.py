@@ -74,22 +74,40 @@ def _write(path: Path, d: dict) -> Path:
     return path
 
 
-def test_prepare_init_distill_train_chain(tmp_path: Path, teacher_dirs: dict) -> None:  # noqa: PLR0915
-    layout = build_scannet_layout(tmp_path / "scannet", frames=4)
-    prepared = tmp_path / "prepared"
+@pytest.fixture(scope="module")
+def chain_inputs(tmp_path_factory: pytest.TempPathFactory, teacher_dirs: dict) -> dict:
+    """The tiny ScanNet layout, its prepared folder, the annotation files and the init model directory M."""
+    root = tmp_path_factory.mktemp("chain")
+    layout = build_scannet_layout(root / "scannet", frames=4)
+    prepared = root / "prepared"
     _invoke("prepare", "scannet", "--scans", layout.scans, "--posed-images", layout.posed_images, "-o", prepared)
-    model_dir = tmp_path / "M"
-    _invoke("init", "--preset", "tiny", "--llm", _llm_dir(tmp_path), "--clip", teacher_dirs["clip"], "-o", model_dir)
+    model_dir = root / "M"
+    _invoke("init", "--preset", "tiny", "--llm", _llm_dir(root), "--clip", teacher_dirs["clip"], "-o", model_dir)
+    return {"prepared": prepared, "M": model_dir, "annotations": _annotations(root, set(layout.expected_boxes))}
+
+
+def _distill_recipe(path: Path, chain: dict, teachers: dict) -> Path:
+    return _write(path, {
+        "stage": "distill", "init": str(chain["M"]), "model": {"preset": "tiny"},
+        "data": {"scenes": str(chain["prepared"]), "frames": 2, "image_size": 42},
+        "optim": {"lr": 1e-3}, "train": {"steps": 2, "save_every": 100},
+        "distill": {"geometry_teacher": {"kind": "vggt", "path": str(teachers["vggt"]), "num_heads": 2}}})
+
+
+def _train_recipe(init: Path, chain: dict, **train: object) -> dict:
+    return {"stage": "train", "init": str(init), "model": {"preset": "tiny"},
+            "data": {"scenes": str(chain["prepared"]), "frames": 2, "image_size": 42, "max_language_samples": 64,
+                     "annotations": chain["annotations"]},
+            "optim": {"lr": 1e-3}, "train": {"steps": 2, "batch_size": 2, "save_every": 100, **train}}
+
+
+def test_prepare_init_distill_train_chain(tmp_path: Path, teacher_dirs: dict, chain_inputs: dict) -> None:
+    model_dir = chain_inputs["M"]
     assert json.loads((model_dir / "teachers.json").read_text())["semantic_teacher"]["kind"] == "clip"
 
     # Stage 1 from M: the semantic teacher comes from M/teachers.json, the LLM is carried through untouched
     s1 = tmp_path / "stage1"
-    distill = _write(tmp_path / "distill.yaml", {
-        "stage": "distill", "init": str(model_dir), "model": {"preset": "tiny"},
-        "data": {"scenes": str(prepared), "frames": 2, "image_size": 42},
-        "optim": {"lr": 1e-3}, "train": {"steps": 2, "save_every": 100},
-        "distill": {"geometry_teacher": {"kind": "vggt", "path": str(teacher_dirs["vggt"]), "num_heads": 2}}})
-    _invoke("distill", "--config", distill, "--out", s1)
+    _invoke("distill", "--config", _distill_recipe(tmp_path / "distill.yaml", chain_inputs, teacher_dirs), "--out", s1)
     m_state, s1_state = load_file(str(model_dir / "model.safetensors")), load_file(str(s1 / "model.safetensors"))
     llm_keys = [k for k in m_state if k.startswith("language.")]
     assert llm_keys and all(torch.equal(m_state[k], s1_state[k]) for k in llm_keys)
@@ -99,11 +117,7 @@ def test_prepare_init_distill_train_chain(tmp_path: Path, teacher_dirs: dict) ->
     assert json.loads((s1 / "config.json").read_text())["language"]["llm"]["hidden_size"] == 32
 
     # Stage 2 from the Stage-1 output with all five training sets (+ Sr3D); step 0 = the Stage-1 weights
-    recipe = Recipe.from_dict({
-        "stage": "train", "init": str(s1), "model": {"preset": "tiny"},
-        "data": {"scenes": str(prepared), "frames": 2, "image_size": 42, "max_language_samples": 64,
-                 "annotations": _annotations(tmp_path, set(layout.expected_boxes))},
-        "optim": {"lr": 1e-3}, "train": {"steps": 2, "batch_size": 2, "save_every": 100}})
+    recipe = Recipe.from_dict(_train_recipe(s1, chain_inputs))
     with pytest.warns(UserWarning, match="not in data.scenes"):
         run = stage2.setup(recipe, tmp_path / "stage2", DistInfo())
     model = run.module.model
@@ -118,6 +132,35 @@ def test_prepare_init_distill_train_chain(tmp_path: Path, teacher_dirs: dict) ->
     assert {"answer_ce", "grounding", "camera", "depth"} <= logged
     notes = json.loads((tmp_path / "stage2" / "run_notes.json").read_text())
     assert any(n.startswith("scanqa:") for n in notes["data"])
+
+
+@pytest.mark.slow
+def test_torchrun_two_cpu_ranks_run_the_chained_recipe(tmp_path: Path, teacher_dirs: dict,
+                                                       chain_inputs: dict) -> None:
+    """`torchrun --nproc_per_node 2` (DDP, gloo) runs Stage 1 from M, then Stage 2 from its output; the ranks end
+    with identical weights and the LLM passes Stage 1 untouched."""
+    import os
+    import re
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parents[2]
+    torchrun = Path(sys.executable).with_name("torchrun")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(repo)}
+    s1, s2 = tmp_path / "s1", tmp_path / "s2"
+    train = _write(tmp_path / "train.yaml", _train_recipe(s1, chain_inputs, batch_size=1))
+    for stage, cfg, out in (("distill", _distill_recipe(tmp_path / "d.yaml", chain_inputs, teacher_dirs), s1),
+                            ("train", train, s2)):
+        proc = subprocess.run([str(torchrun), "--standalone", "--nproc_per_node=2", "-m", "vidllm_cli", stage,
+                               "--config", str(cfg), "--out", str(out), "--print-hash"],
+                              capture_output=True, text=True, cwd=repo, env=env, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        hashes = dict(re.findall(r"rank (\d+) sha256 ([0-9a-f]{64})", proc.stdout))
+        assert sorted(hashes) == ["0", "1"] and hashes["0"] == hashes["1"], proc.stdout
+    m_state, s1_state = load_file(str(chain_inputs["M"] / "model.safetensors")), load_file(str(s1 / "model.safetensors"))
+    assert all(torch.equal(v, s1_state[k]) for k, v in m_state.items() if k.startswith("language."))
+    logged = set().union(*(json.loads(ln) for ln in (s2 / "metrics.jsonl").read_text().splitlines()))
+    assert "answer_ce" in logged and any(k.startswith("ce_") for k in logged)
 
 
 def test_fsdp_recipe_on_cpu_is_one_line(tmp_path: Path) -> None:
