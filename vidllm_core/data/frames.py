@@ -18,6 +18,7 @@ import numpy as np
 
 from vidllm_core.data.video import Frames, probe, read_frames, read_image, sample_indices, stack_images
 from vidllm_core.errors import DataError, VideoError
+from vidllm_core.io import file_sha256
 
 if TYPE_CHECKING:
     from vidllm_core.data.benchmarks.scannet import ScanNetScene
@@ -28,18 +29,11 @@ __all__ = ["FrameSource", "GroundTruth", "ImageFolderSource", "ScanNetSceneSourc
 _NUMBERED = re.compile(r"^(\d+)\.(jpg|jpeg|png|txt)$", re.IGNORECASE)
 
 
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _files_sha256(files: list[Path]) -> str:
+    """sha256 over each file's name and content hash, in the given order."""
     digest = hashlib.sha256()
     for f in files:
-        digest.update(f.name.encode("utf-8") + b"\0" + _file_sha256(f).encode("ascii"))
+        digest.update(f.name.encode("utf-8") + b"\0" + file_sha256(f).encode("ascii"))
     return digest.hexdigest()
 
 
@@ -132,7 +126,7 @@ class VideoFileSource(FrameSource):
         return read_frames(self.path, num_frames, backend=self.backend)
 
     def fingerprint(self) -> str:
-        return _file_sha256(self.path)
+        return file_sha256(self.path)
 
 
 class ImageFolderSource(FrameSource):
