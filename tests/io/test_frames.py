@@ -185,7 +185,8 @@ def _rotated_video(path: Path, frames: np.ndarray, degrees: int) -> Path:
 
 
 @pytest.mark.parametrize("degrees", [90, -90, 180])
-def test_rotation_metadata_is_honoured_by_both_backends(tmp_path: Path, source_frames, degrees: int) -> None:  # noqa: ANN001
+def test_rotation_metadata_is_honoured_by_both_backends(tmp_path: Path, source_frames,  # noqa: ANN001
+                                                        degrees: int) -> None:
     import av
 
     frames = source_frames(8)

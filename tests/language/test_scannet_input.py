@@ -15,7 +15,8 @@ from vidllm_core.models.vidllm import VidLLM
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
 
-def test_ask_and_ground_read_the_colour_frames_of_a_scannet_scene(tiny_model_dir, tmp_path, monkeypatch):  # noqa: ANN001
+def test_ask_and_ground_read_the_colour_frames_of_a_scannet_scene(tiny_model_dir, tmp_path,  # noqa: ANN001
+                                                                   monkeypatch) -> None:  # noqa: ANN001
     root, _ = make_scannet_scene(tmp_path / "posed_images" / "scene0003_00", num=8)
     seen = []
     real = VidLLM.encode_scene
