@@ -137,7 +137,8 @@ def check_output(path: str | os.PathLike, what: str, kind: str = "dir") -> None:
         with tempfile.TemporaryFile(dir=existing):
             pass
     except OSError as exc:
-        raise ConfigError(f"cannot write to {what} {path}: {exc.strerror or exc} (in {existing})") from None
+        raise ConfigError(f"cannot write to {what} {path}: {existing} is not writable ({exc.strerror or exc})") \
+            from None
 
 
 def check_not_inputs(outputs: Iterable[tuple[str, str | os.PathLike]],

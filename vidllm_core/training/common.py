@@ -26,7 +26,7 @@ import torch
 from torch import Tensor, nn
 
 from vidllm_core.errors import CheckpointError, ConfigError, VidLLMError
-from vidllm_core.io import storage_errors, write_text_atomic
+from vidllm_core.io import check_output, storage_errors, write_text_atomic
 from vidllm_core.training.recipe import ParamGroupSpec, Recipe
 
 STATE_FILE = "trainer_state.pt"
@@ -501,12 +501,8 @@ def prepare_out_dir(out_dir: Path, resume: bool) -> None:
     if not resume and (out_dir / LATEST_FILE).exists():
         raise ConfigError(f"{out_dir} already holds a training run; resume it with --resume {out_dir} or choose "
                           f"another --out")
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        probe = tempfile.NamedTemporaryFile(dir=out_dir, prefix=".write-test-", delete=True)
-        probe.close()
-    except PermissionError:
-        raise ConfigError(f"output directory {out_dir} is not writable") from None
+    check_output(out_dir, "--out")
+    out_dir.mkdir(parents=True, exist_ok=True)
 
 
 # ---- the loop -------------------------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ from vidllm_core.data.synth.language import annotate_scene
 from vidllm_core.data.synth.render import Frame, Renderer
 from vidllm_core.data.synth.scene import Scene, load_layout, sample_room, sample_scene
 from vidllm_core.errors import ConfigError, DataError
-from vidllm_core.io import replace_dir, write_json_atomic, write_text_atomic
+from vidllm_core.io import check_output, replace_dir, write_json_atomic, write_text_atomic
 
 if TYPE_CHECKING:
     import trimesh
@@ -320,12 +320,9 @@ def write_annotations(out: Path, split: str, recs: dict[str, list[dict]], scene_
 
 
 def check_writable(out: Path) -> None:
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=out, prefix=".probe."):
-            pass
-    except OSError as e:
-        raise DataError(f"cannot write to output directory {out}: {e.strerror or e}") from None
+    """Create `out` after `vidllm_core.io.check_output` (ConfigError naming it when it cannot be written)."""
+    check_output(out, "output directory")
+    out.mkdir(parents=True, exist_ok=True)
 
 
 def check_new_dataset(out: Path, overwrite: bool) -> None:
