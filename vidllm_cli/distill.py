@@ -15,7 +15,9 @@ def command(
     config: Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML recipe (configs/distill_*.yaml).")] = None,
     out: Annotated[Optional[Path], typer.Option(help="Run directory (default runs/<recipe name>).")] = None,
     resume: Annotated[Optional[Path], typer.Option(help="Continue the run in this directory exactly.")] = None,
-    init: Annotated[Optional[Path], typer.Option(help="Start from a model directory of the same preset.")] = None,
+    init: Annotated[Optional[Path], typer.Option(help="Start from a model directory of the same preset (`vidllm "
+                                                 "init`: its LLM passes through untouched, its teachers.json names "
+                                                 "the teachers).")] = None,
     max_steps: Annotated[Optional[int], typer.Option("--max-steps", help="Stop after N more steps.")] = None,
     device: Annotated[Optional[str], typer.Option(help="cpu or cuda[:i] (default: cuda when available).")] = None,
     print_hash: Annotated[bool, typer.Option("--print-hash", hidden=True)] = False,

@@ -134,6 +134,46 @@ def test_prepare_init_distill_train_chain(tmp_path: Path, teacher_dirs: dict, ch
     assert any(n.startswith("scanqa:") for n in notes["data"])
 
 
+def _as_tiny(config: str, **data: object) -> dict:
+    """A shipped paper recipe with only what cannot run here replaced: the preset (tiny), sizes and steps, the
+    strategy (ddp: FSDP needs CUDA) and the paths; every other key is used as written."""
+    import yaml
+
+    d = yaml.safe_load((Path(__file__).resolve().parents[2] / "configs" / config).read_text(encoding="utf-8"))
+    d["model"]["preset"] = "tiny"
+    d["data"].update(frames=2, image_size=42, scene_list="", **data)
+    d["train"].update(steps=1, strategy="ddp", save_every=1)
+    d["optim"]["warmup_ratio"] = 0.0
+    return d
+
+
+def test_paper_recipes_run_as_written_with_tiny_stand_ins(tmp_path: Path, teacher_dirs: dict,
+                                                          chain_inputs: dict) -> None:
+    from vidllm_core.training import stage1
+
+    d = _as_tiny("distill_paper.yaml", scenes=str(chain_inputs["prepared"]))
+    assert d["distill"]["geometry_teacher"].get("path") is None and d["distill"]["semantic_teacher"].get("path") is None
+    d["init"] = str(chain_inputs["M"])
+    d["distill"]["geometry_teacher"].update(path=str(teacher_dirs["vggt"]), num_heads=2)  # M records no VGGT
+    recipe = Recipe.from_dict(d)
+    run = stage1.setup(recipe, tmp_path / "s1", DistInfo())
+    assert run.recipe.distill.semantic_teacher.path == str(teacher_dirs["clip"].resolve())  # from M/teachers.json
+    fit(run)
+    d = _as_tiny("train_paper.yaml", scenes=str(chain_inputs["prepared"]))
+    wanted = set(d["data"]["annotations"])
+    assert wanted == {"scanqa", "sqa3d", "scan2cap", "scanrefer", "multi3drefer", "nr3d", "sr3d"}
+    have = chain_inputs["annotations"]  # the real samples hold no Nr3D utterance of these scenes
+    d["data"]["annotations"] = {k: have[k] for k in wanted if k in have}
+    d["data"]["task_weights"] = {k: v for k, v in d["data"]["task_weights"].items() if k in have}
+    d["init"] = str(tmp_path / "s1")
+    assert d["train"]["activation_checkpointing"] is True
+    with pytest.warns(UserWarning):
+        run = stage2.setup(Recipe.from_dict(d), tmp_path / "s2", DistInfo())
+    records: list[dict] = []
+    fit(run, log=records.append)
+    assert {"answer_ce", "grounding"} <= set(records[0])
+
+
 @pytest.mark.slow
 def test_torchrun_two_cpu_ranks_run_the_chained_recipe(tmp_path: Path, teacher_dirs: dict,
                                                        chain_inputs: dict) -> None:
