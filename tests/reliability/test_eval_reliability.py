@@ -178,3 +178,17 @@ def test_full_disk_is_one_line_and_keeps_earlier_outputs(tmp_path: Path, monkeyp
                                    "-o", out), "no space left on device", str(out / "predictions.jsonl"))
     assert ".predictions.jsonl." not in line
     assert snapshot(out) == before  # no temporary file left, the earlier outputs byte for byte
+
+
+def test_merge_refuses_shards_scored_on_different_annotation_contents(tmp_path: Path) -> None:
+    """The same annotation path edited between two shards: the recorded checksums differ."""
+    ann = tmp_path / "scanqa.json"
+    rows = json.loads(SCANQA.read_text())
+    ann.write_text(json.dumps(rows))
+    preds = predictions(tmp_path / "p.jsonl", {0})
+    assert evaluate("scanqa", "-a", ann, "--predictions", preds, "--shard", "0/2", "-o", tmp_path / "s0").exit_code == 0
+    rows[0]["answers"] = ["something else"]
+    ann.write_text(json.dumps(rows))
+    assert evaluate("scanqa", "-a", ann, "--predictions", preds, "--shard", "1/2", "-o", tmp_path / "s1").exit_code == 0
+    one_error_line(evaluate("scanqa", "--merge", tmp_path / "s0", tmp_path / "s1", "-o", tmp_path / "m"),
+                   "annotations sha256")
