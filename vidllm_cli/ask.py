@@ -37,7 +37,7 @@ from vidllm_cli.scene import (
 
 
 def command(
-    video: Annotated[Path, typer.Argument(help="Video file or folder of frames.")],
+    video: Annotated[Path, typer.Argument(help="Video file, image folder or ScanNet posed-images scene.")],
     question: Annotated[str | None, typer.Argument(help="The question.")] = None,
     more: Annotated[list[str] | None, typer.Option("--question", "-q", help="Another question (repeatable).")] = None,
     questions_file: Annotated[Path | None, typer.Option("--questions", help="UTF-8 file, one question a line.")] = None,

@@ -18,7 +18,7 @@ from vidllm_cli.scene import (CacheDirOpt, DeviceOpt, FramesOpt, JsonOpt, MaxNew
 
 
 def command(
-    video: Annotated[Path, typer.Argument(help="Video file or folder of frames.")],
+    video: Annotated[Path, typer.Argument(help="Video file, image folder or ScanNet posed-images scene.")],
     box: Annotated[Optional[str], typer.Option("--box", help="Object box cx,cy,cz,dx,dy,dz (metres).")] = None,
     point: Annotated[Optional[str], typer.Option("--point", help="A point on the object x,y,z (metres).")] = None,
     proposals: Annotated[Optional[Path], typer.Option(

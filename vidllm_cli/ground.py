@@ -49,7 +49,7 @@ def _check_suffix(path: Optional[Path], allowed: tuple[str, ...], option: str) -
 
 
 def command(
-    video: Annotated[Path, typer.Argument(help="Video file or folder of frames.")],
+    video: Annotated[Path, typer.Argument(help="Video file, image folder or ScanNet posed-images scene.")],
     description: Annotated[str, typer.Argument(help="What to find, e.g. \"the black chair next to the desk\".")],
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write the boxes (JSON).")] = None,
     ply: Annotated[Optional[Path], typer.Option("--ply", help="Point cloud + box wireframes (.ply or .glb).")] = None,
