@@ -73,6 +73,13 @@ def test_scannet_scene_reads_colour_frames_with_ground_truth(tmp_path: Path) -> 
     for p in root.glob("*.txt"):
         p.unlink()
     assert is_scannet_scene_folder(root)
+    # ... but each frame saved as .jpg and as an RGB .png is an image folder
+    plain = tmp_path / "both"
+    plain.mkdir()
+    for i in range(3):
+        Image.fromarray(np.full((H, W, 3), 9, np.uint8)).save(plain / f"{i:05d}.jpg")
+        Image.fromarray(np.full((H, W, 3), 9, np.uint8)).save(plain / f"{i:05d}.png")
+    assert isinstance(open_frame_source(plain), ImageFolderSource)
 
 
 def _scene_model():  # noqa: ANN202
@@ -120,6 +127,8 @@ def test_vision_pass_places_a_posed_scene_in_its_ground_truth_frame(tmp_path: Pa
     # predicted depth 1 m everywhere against GT 1.0 / 1.2 / 1.5 m
     assert report["depth"]["AbsRel"] == pytest.approx((0 + 0.2 / 1.2 + 0.5 / 1.5) / 3, abs=1e-3)
     assert report["depth"]["n_images"] == 3
+    (root / "00005.png").write_bytes(b"not a png")                # an unreadable GT depth: said, not fatal
+    assert "unreadable depth image" in ground_truth_report(scene)["depth"]["error"]
     with pytest.raises(DataError, match="no axis alignment"):     # never a silent identity
         place.to_scene
     align = np.eye(4)

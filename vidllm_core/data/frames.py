@@ -199,8 +199,9 @@ class ScanNetSceneSource(FrameSource):
 
 
 def is_scannet_scene_folder(folder: Path) -> bool:
-    """A ScanNet posed-images scene: `intrinsic.txt`, or numbered colour frames with a numbered `.txt` pose or `.png`
-    depth of the same number (an image folder never has both)."""
+    """A ScanNet posed-images scene: `intrinsic.txt`, or numbered colour frames with a numbered `.txt` pose, or with a
+    single-channel 16-bit `.png` (depth) of the same number (a folder holding each frame as .jpg and an RGB .png is an
+    image folder)."""
     try:
         names = [p.name for p in folder.iterdir()]
     except OSError:
@@ -212,7 +213,21 @@ def is_scannet_scene_folder(folder: Path) -> bool:
         m = _NUMBERED.match(name)
         if m:
             by_stem.setdefault(m.group(1), set()).add(m.group(2).lower())
-    return any(({"jpg", "jpeg"} & kinds) and ({"txt", "png"} & kinds) for kinds in by_stem.values())
+    paired = [stem for stem, kinds in by_stem.items() if {"jpg", "jpeg"} & kinds]
+    if any("txt" in by_stem[stem] for stem in paired):
+        return True
+    depth = next((folder / f"{stem}.png" for stem in paired if "png" in by_stem[stem]), None)
+    return depth is not None and _is_16_bit_grey(depth)
+
+
+def _is_16_bit_grey(path: Path) -> bool:
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:   # reads the header only
+            return im.mode.startswith("I")
+    except OSError:
+        return False
 
 
 def open_frame_source(path: str | os.PathLike, backend: str = "auto") -> FrameSource:

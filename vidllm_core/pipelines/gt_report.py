@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from vidllm_core.errors import DataError
+
 if TYPE_CHECKING:
     from vidllm_core.pipelines.vision_pass import Scene
 
@@ -17,24 +19,17 @@ __all__ = ["ground_truth_report"]
 
 def ground_truth_report(scene: "Scene") -> dict[str, Any] | None:
     """None for sources without GT; else {"anchor_frame", "to_ground_truth" (4x4, reconstruction -> GT world),
-    "depth" (AbsRel, delta1, RMSE, ... over the sampled frames with a GT depth image, or None), "camera_centre_error_m"
+    "depth" (AbsRel, delta1, RMSE, ... over the sampled frames with a GT depth image; None without any; {"error"}
+    when one cannot be read), "camera_centre_error_m"
     ({"mean", "max", "frames"} over the sampled frames with a GT pose, or None)}."""
-    from vidllm_core.metrics.depth import depth_metrics
-
     gt = scene.ground_truth
     if gt is None:
         return None
     rec = scene.reconstruction
-    preds, gts = [], []
-    for i in range(rec.num_frames):
-        depth = gt.depth(i)
-        if depth is not None:
-            gts.append(depth)
-            preds.append(rec.depth_at(i, depth.shape[0], depth.shape[1], gt.intrinsic_depth, gt.intrinsic_color))
-    depth_doc = None
-    if gts and len({g.shape for g in gts}) == 1 and any((g > 0).any() for g in gts):
-        metrics = depth_metrics(np.stack(preds), np.stack(gts))
-        depth_doc = {k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items()}
+    try:
+        depth_doc = _depth_report(scene)
+    except DataError as exc:   # an unreadable GT depth image: said in the report, the reconstruction stands
+        depth_doc = {"error": str(exc)}
     place = scene.placement
     centres = None
     if place is not None:
@@ -45,3 +40,20 @@ def ground_truth_report(scene: "Scene") -> dict[str, Any] | None:
     return {"anchor_frame": None if place is None else place.anchor_id,
             "to_ground_truth": None if place is None else np.round(place.to_gt, 6).tolist(),
             "depth": depth_doc, "camera_centre_error_m": centres}
+
+
+def _depth_report(scene: "Scene") -> dict[str, Any] | None:
+    """Depth metrics (no alignment) of the sampled frames with a GT depth image, resampled to it; None without any."""
+    from vidllm_core.metrics.depth import depth_metrics
+
+    gt, rec = scene.ground_truth, scene.reconstruction
+    preds, gts = [], []
+    for i in range(rec.num_frames):
+        depth = gt.depth(i)
+        if depth is not None:
+            gts.append(depth)
+            preds.append(rec.depth_at(i, depth.shape[0], depth.shape[1], gt.intrinsic_depth, gt.intrinsic_color))
+    if not gts or len({g.shape for g in gts}) != 1 or not any((g > 0).any() for g in gts):
+        return None
+    metrics = depth_metrics(np.stack(preds), np.stack(gts))
+    return {k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items()}
