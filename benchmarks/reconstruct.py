@@ -13,6 +13,12 @@ both the `reconstruct` and the `forward` time. The encoder's FLOPs are counted w
 image, the encoder being per-frame) and checked against an analytic count; achieved GFLOP/s = FLOPs / encoder time,
 reported against a square fp32 (or bf16) matmul timed in the same worker just before.
 
+With `--official PATH` (a local checkout of github.com/facebookresearch/vggt; never vendored here) it instead
+compares ours with the official code at `--configs tiny,medium,1b` (`_official.CONFIGS`), all variants interleaved
+in one worker per (config, frames): time ratio to the official call of the same round and peak RSS per call
+(`_compare.py` says how), plus each output's worst relative error. Example (issue 16 numbers in RESULTS.md):
+`benchmarks/reconstruct.py --official /tmp/vggt-official --configs medium --frames 8,32 --repeats 3 --bf16`
+
 Peak memory: CPU = growth of the process RSS during the timed calls (`ru_maxrss` after minus RSS before; see
 `_common.py`), CUDA = `torch.cuda.max_memory_allocated()` minus the allocation before the calls.
 """
@@ -212,9 +218,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--matmul-n", type=int, default=2048, help="side of the square matmul baseline")
     ap.add_argument("--json", action="store_true", help="print one JSON document instead of tables")
     ap.add_argument("--save", type=Path, default=None, help="also write the JSON document to this file (atomic)")
+    ap.add_argument("--official", type=Path, default=None,
+                    help="compare with the official VGGT code at this local checkout (see the module docstring)")
+    ap.add_argument("--configs", default="tiny,medium", help="with --official: comma list of tiny, medium, 1b")
+    ap.add_argument("--size", type=int, default=0, help="with --official: square image side (default: config's)")
+    ap.add_argument("--bf16", action="store_true", help="with --official: also time our bf16 inference mode")
     ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--compare-worker", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
-    if args.worker is not None:
+    if args.worker is not None or args.compare_worker is not None:
+        return args
+    if args.official is not None:
+        args.frame_list = [int(f) for f in args.frames.split(",") if f.strip()]
         return args
     from vidllm_core.config import PRESETS
 
@@ -286,6 +301,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.worker is not None:
         print(json.dumps(run_one(json.loads(args.worker))))
         return 0
+    if args.compare_worker is not None:
+        from _compare import compare_one
+
+        print(json.dumps(compare_one(json.loads(args.compare_worker))))
+        return 0
+    if args.official is not None:
+        return compare_main(args)
     import torch
 
     if args.device.startswith("cuda") and not torch.cuda.is_available():
@@ -320,6 +342,36 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(doc, indent=2))
     else:
         print_tables(info, rows, (load_before, load_after), wall)
+    return 1 if any("error" in r for r in rows) else 0
+
+
+def compare_main(args: argparse.Namespace) -> int:
+    """`--official`: one worker per (config, frames), markdown table on stdout (JSON with --json / --save)."""
+    from _compare import print_compare
+
+    env = {"OMP_NUM_THREADS": str(args.threads)} if args.threads else {}
+    load_before, t0 = load_average(), time.perf_counter()
+    rows: list[dict[str, Any]] = []
+    for config in [c.strip() for c in args.configs.split(",") if c.strip()]:
+        for frames in args.frame_list:
+            spec = {"config": config, "frames": frames, "repeats": args.repeats, "warmup": args.warmup,
+                    "threads": args.threads, "official": str(args.official), "bf16": args.bf16, "size": args.size}
+            print(f"... {config} x {frames} frames", file=sys.stderr, flush=True)
+            try:
+                rows.append(run_worker(str(Path(__file__).resolve()), ["--compare-worker", json.dumps(spec)], env=env))
+            except RuntimeError as exc:
+                rows.append({"config": config, "frames": frames, "error": str(exc)})
+    doc = {"machine": machine_info(), "load_average_before": load_before, "load_average_after": load_average(),
+           "wall_s": time.perf_counter() - t0, "rows": rows}
+    if args.save is not None:
+        from vidllm_core.io import write_json_atomic
+
+        write_json_atomic(args.save, doc)
+    if args.json:
+        print(json.dumps(doc, indent=2))
+    else:
+        print(f"load average {load_before} before, {doc['load_average_after']} after; {doc['wall_s']:.0f} s")
+        print_compare(rows)
     return 1 if any("error" in r for r in rows) else 0
 
 

@@ -43,11 +43,51 @@ def grid_sincos_embed(grid: torch.Tensor, dim: int, omega_0: float = 100.0) -> t
     return emb.reshape(h, w, dim)
 
 
-def add_uv_pos_embed(x: torch.Tensor, image_w: int, image_h: int, ratio: float = 0.1) -> torch.Tensor:
-    """Add ``ratio`` * the sin-cos embedding of the normalised uv grid to ``x [N, C, h, w]``."""
+def uv_pos_embed(c: int, h: int, w: int, image_w: int, image_h: int, ratio: float = 0.1,
+                 device: torch.device | None = None) -> torch.Tensor:
+    """``ratio`` * the sin-cos embedding of the normalised uv grid of an ``h x w`` map, ``[1, c, h, w]`` float32."""
+    emb = grid_sincos_embed(uv_grid(w, h, image_w / image_h, device=device), c) * ratio
+    return emb.permute(2, 0, 1)[None]
+
+
+def add_uv_pos_embed(
+    x: torch.Tensor, image_w: int, image_h: int, ratio: float = 0.1, cache: dict | None = None
+) -> torch.Tensor:
+    """Add ``ratio`` * the sin-cos embedding of the normalised uv grid to ``x [N, C, h, w]``.
+
+    ``cache`` (a dict the caller keeps for one forward) reuses the embedding across frame chunks; without autograd
+    the add is in place (``x`` is a fresh activation of the head in every call site).
+    """
     _, c, h, w = x.shape
-    emb = grid_sincos_embed(uv_grid(w, h, image_w / image_h, device=x.device), c) * ratio
-    return x + emb.permute(2, 0, 1)[None].to(x.dtype)
+    key = (c, h, w, image_w, image_h, ratio, x.device, x.dtype)
+    emb = None if cache is None else cache.get(key)
+    if emb is None:
+        emb = uv_pos_embed(c, h, w, image_w, image_h, ratio, x.device).to(x.dtype)
+        if cache is not None:
+            cache[key] = emb
+    return x.add_(emb) if not torch.is_grad_enabled() else x + emb
+
+
+def conv1x1(conv: nn.Conv2d, x: torch.Tensor, grid_hw: tuple[int, int] | None = None) -> torch.Tensor:
+    """``conv`` (a 1x1, stride-1 Conv2d) on ``x [N, C, H, W]`` -> ``[N, out, H, W]``.
+
+    With ``grid_hw``, ``x`` is ``[N, C, H*W]`` (any strides: a transposed token tensor is read in place). Without
+    autograd it runs as one ``addmm`` per image, which reads strided input without a copy (CPU torch sends 1x1
+    convolutions to its slower im2col path); with autograd or autocast it is ``conv`` itself. Same arithmetic.
+    """
+    n, c = x.shape[:2]
+    h, w = grid_hw if grid_hw is not None else x.shape[2:]
+    if torch.is_grad_enabled() or x.dtype != conv.weight.dtype or torch.is_autocast_enabled(x.device.type):
+        return conv(x.reshape(n, c, h, w))
+    weight = conv.weight.view(conv.out_channels, c)
+    flat = x.reshape(n, c, h * w)
+    out = flat.new_empty(n, conv.out_channels, h * w)
+    for i in range(n):
+        if conv.bias is None:
+            torch.mm(weight, flat[i], out=out[i])
+        else:
+            torch.addmm(conv.bias[:, None], weight, flat[i], out=out[i])
+    return out.view(n, conv.out_channels, h, w)
 
 
 class ResidualConvUnit(nn.Module):
@@ -63,11 +103,19 @@ class ResidualConvUnit(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``[N, F, h, w] -> [N, F, h, w]``."""
         rx = F.relu(x)
-        return self.conv2(F.relu(self.conv1(rx))) + (rx if self.rectified_skip else x)
+        skip = rx if self.rectified_skip else x
+        if torch.is_grad_enabled():
+            return self.conv2(F.relu(self.conv1(rx))) + skip
+        # Inference: rectify and add in place (one full-size activation fewer alive at a time).
+        hidden = F.relu_(self.conv1(rx))
+        out = self.conv2(hidden)
+        del hidden
+        return out.add_(skip)
 
 
 class FeatureFusionBlock(nn.Module):
-    """``out = x0 (+ RCU1(x1)); out = RCU2(out)``; bilinear (align_corners) resize; 1x1 ``out_conv``."""
+    """``out = x0 (+ RCU1(x1)); out = RCU2(out)``; 1x1 ``out_conv``; bilinear (align_corners) resize (the official
+    order is resize then ``out_conv``: the same linear map, see :meth:`forward`)."""
 
     def __init__(self, features: int, has_residual: bool = True, rectified_skip: bool = True) -> None:
         super().__init__()
@@ -80,13 +128,16 @@ class FeatureFusionBlock(nn.Module):
         """Fuse ``x0`` (and the skip ``x1``), then resize to ``size`` (default x2)."""
         out = x0
         if self.resConfUnit1 is not None and x1 is not None:
-            out = out + self.resConfUnit1(x1)
-        out = self.resConfUnit2(out)
+            res = self.resConfUnit1(x1)
+            out = out + res if torch.is_grad_enabled() else res.add_(out)
+            del res, x0, x1
+        # The 1x1 out_conv runs BEFORE the resize: both are linear, the resize mixes pixels of one channel with
+        # weights summing to 1 and the conv mixes channels of one pixel, so they commute (bias included) and the
+        # conv costs a quarter of the official order's. Float rounding differs at the 1e-7 level.
+        out = conv1x1(self.out_conv, self.resConfUnit2(out))
         if size is None:
-            out = F.interpolate(out, scale_factor=2, mode="bilinear", align_corners=True)
-        else:
-            out = F.interpolate(out, size=tuple(size), mode="bilinear", align_corners=True)
-        return self.out_conv(out)
+            return F.interpolate(out, scale_factor=2, mode="bilinear", align_corners=True)
+        return F.interpolate(out, size=tuple(size), mode="bilinear", align_corners=True)
 
 
 class DPTHead(nn.Module):
@@ -169,25 +220,30 @@ class DPTHead(nn.Module):
         image_hw: tuple[int, int],
         patch_start_idx: int,
         frames_chunk_size: int | None = -1,
+        pos_cache: dict | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor] | torch.Tensor:
         """Predict dense maps.
 
         Args:
-            aggregated_tokens_list: aggregator outputs ``[B, S, P, dim_in]``.
+            aggregated_tokens_list: aggregator outputs ``[B, S, P, dim_in]`` (entries this head does not read may
+                be None).
             image_hw: input image size ``(H, W)`` in pixels.
             patch_start_idx: index of the first patch token in P.
             frames_chunk_size: frames per chunk (-1: the constructor's default; None: all at once).
+            pos_cache: a dict kept by the caller for one forward to share the uv position embeddings with other
+                heads of the same shapes (default: shared by this call's chunks only).
 
         Returns:
             ``(values [B, S, H', W', output_dim-1], conf [B, S, H', W'])`` with H' = H / down_ratio, or, in
             ``feature_only`` mode, the fused feature map ``[B, S, features, H', W']``.
         """
         chunk = self.frames_chunk_size if frames_chunk_size == -1 else frames_chunk_size
-        s = aggregated_tokens_list[0].shape[1]
+        s = aggregated_tokens_list[self.intermediate_layer_idx[0]].shape[1]
+        cache = {} if pos_cache is None else pos_cache
         if chunk is None or chunk >= s:
-            return self._forward_frames(aggregated_tokens_list, image_hw, patch_start_idx, 0, s)
+            return self._forward_frames(aggregated_tokens_list, image_hw, patch_start_idx, 0, s, cache)
         parts = [
-            self._forward_frames(aggregated_tokens_list, image_hw, patch_start_idx, i, min(i + chunk, s))
+            self._forward_frames(aggregated_tokens_list, image_hw, patch_start_idx, i, min(i + chunk, s), cache)
             for i in range(0, s, chunk)
         ]
         if self.feature_only:
@@ -195,7 +251,7 @@ class DPTHead(nn.Module):
         return torch.cat([p[0] for p in parts], dim=1), torch.cat([p[1] for p in parts], dim=1)
 
     def _forward_frames(
-        self, tokens_list: list[torch.Tensor], image_hw: tuple[int, int], start: int, f0: int, f1: int
+        self, tokens_list: list[torch.Tensor], image_hw: tuple[int, int], start: int, f0: int, f1: int, cache: dict
     ) -> tuple[torch.Tensor, torch.Tensor] | torch.Tensor:
         h_img, w_img = image_hw
         gh, gw = h_img // self.patch_size, w_img // self.patch_size
@@ -204,11 +260,11 @@ class DPTHead(nn.Module):
             x = tokens_list[layer][:, f0:f1, start:]
             b, s, n, c = x.shape
             x = self.norm(x.reshape(b * s, n, c))
-            x = x.permute(0, 2, 1).reshape(b * s, c, gh, gw)
-            x = self.projects[i](x)
+            x = conv1x1(self.projects[i], x.transpose(1, 2), (gh, gw))
             if self.pos_embed:
-                x = add_uv_pos_embed(x, w_img, h_img)
+                x = add_uv_pos_embed(x, w_img, h_img, cache=cache)
             feats.append(self.resize_layers[i](x))
+            del x
         out = self._fuse(feats)
         out = F.interpolate(
             out,
@@ -217,18 +273,21 @@ class DPTHead(nn.Module):
             align_corners=True,
         )
         if self.pos_embed:
-            out = add_uv_pos_embed(out, w_img, h_img)
-        b, s = tokens_list[0].shape[0], f1 - f0
+            out = add_uv_pos_embed(out, w_img, h_img, cache=cache)
+        b, s = tokens_list[self.intermediate_layer_idx[0]].shape[0], f1 - f0
         if self.feature_only:
             return out.reshape(b, s, *out.shape[1:])
-        values, conf = activate_head(self.scratch.output_conv2(out), self.activation, self.conf_activation)
+        head = self.scratch.output_conv2
+        pred = conv1x1(head[2], head[1](head[0](out)))
+        values, conf = activate_head(pred, self.activation, self.conf_activation)
         return values.reshape(b, s, *values.shape[1:]), conf.reshape(b, s, *conf.shape[1:])
 
     def _fuse(self, feats: list[torch.Tensor]) -> torch.Tensor:
+        """Coarse to fine; each projected map is consumed (and ``feats`` emptied) as soon as it is fused."""
         sc = self.scratch
-        l1, l2, l3, l4 = (getattr(sc, f"layer{i}_rn")(f) for i, f in enumerate(feats, start=1))
-        out = sc.refinenet4(l4, size=l3.shape[2:])
-        out = sc.refinenet3(out, l3, size=l2.shape[2:])
-        out = sc.refinenet2(out, l2, size=l1.shape[2:])
-        out = sc.refinenet1(out, l1)
+        sizes = [f.shape[2:] for f in feats]
+        out = sc.refinenet4(sc.layer4_rn(feats.pop()), size=sizes[2])
+        out = sc.refinenet3(out, sc.layer3_rn(feats.pop()), size=sizes[1])
+        out = sc.refinenet2(out, sc.layer2_rn(feats.pop()), size=sizes[0])
+        out = sc.refinenet1(out, sc.layer1_rn(feats.pop()))
         return sc.output_conv1(out)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 import torch
 from torch import nn
@@ -112,15 +112,19 @@ class Aggregator(nn.Module):
         tokens = out["x_norm_patchtokens"] if isinstance(out, dict) else out
         return tokens.reshape(b, s, tokens.shape[1], tokens.shape[2])
 
-    def forward(self, images: torch.Tensor) -> tuple[list[torch.Tensor], int]:
+    def forward(
+        self, images: torch.Tensor, keep_layers: Collection[int] | None = None
+    ) -> tuple[list[torch.Tensor | None], int]:
         """``images [B, S, 3, H, W]`` in [0, 1] (normalised with ImageNet mean/std inside).
 
         Returns:
-            (list of ``depth // aa_block_size * aa_block_size`` tensors ``[B, S, P, 2C]`` =
+            (list of ``depth`` tensors ``[B, S, P, 2C]`` =
             cat(frame-block output, global-block output), ``patch_start_idx``), P = 1 + R + (H/p)(W/p).
+            With ``keep_layers`` only those indices hold a tensor, the others None (see :meth:`forward_tokens`).
         """
         _, _, _, h, w = images.shape
-        return self.forward_tokens(self.encode_images(images), (h // self.patch_size, w // self.patch_size))
+        grid = (h // self.patch_size, w // self.patch_size)
+        return self.forward_tokens(self.encode_images(images), grid, keep_layers)
 
     def _run(self, block: nn.Module, x: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
         if self.gradient_checkpointing and self.training and torch.is_grad_enabled():
@@ -128,13 +132,16 @@ class Aggregator(nn.Module):
         return block(x, pos=pos)
 
     def forward_tokens(
-        self, patch_tokens: torch.Tensor, grid_hw: tuple[int, int]
-    ) -> tuple[list[torch.Tensor], int]:
+        self, patch_tokens: torch.Tensor, grid_hw: tuple[int, int], keep_layers: Collection[int] | None = None
+    ) -> tuple[list[torch.Tensor | None], int]:
         """Run the alternating attention on given patch tokens.
 
         Args:
             patch_tokens: ``[B, S, N, C]`` with N = grid_h * grid_w (row-major).
             grid_hw: the patch grid ``(grid_h, grid_w)``.
+            keep_layers: output indices to keep (None: all). The others are None in the returned list, so their
+                ``[B, S, P, 2C]`` concatenations are never made (the heads read 4-5 of ``depth`` layers), and the
+                blocks after the last kept layer do not run.
 
         Returns:
             (list of ``[B, S, P, 2C]``, ``patch_start_idx``), as :meth:`forward`.
@@ -154,8 +161,10 @@ class Aggregator(nn.Module):
         pos = torch.cat((pos.new_zeros(b * s, self.patch_start_idx, 2), pos), dim=1)  # [B*S, P, 2]
 
         frame_idx = global_idx = 0
-        outputs: list[torch.Tensor] = []
-        for _ in range(self.depth // self.aa_block_size):
+        bs = self.aa_block_size
+        keep = set(range(self.depth)) if keep_layers is None else {i % self.depth for i in keep_layers}
+        outputs: list[torch.Tensor | None] = [None] * self.depth
+        for it in range(max(keep, default=-1) // bs + 1):
             frame_out: list[torch.Tensor] = []
             global_out: list[torch.Tensor] = []
             for kind in self.aa_order:
@@ -172,6 +181,7 @@ class Aggregator(nn.Module):
                         tokens = self._run(self.global_blocks[global_idx], tokens, gpos)
                         global_idx += 1
                         global_out.append(tokens.reshape(b, s, p, c))
-            for f, g in zip(frame_out, global_out, strict=True):
-                outputs.append(torch.cat((f, g), dim=-1))
+            for j, (f, g) in enumerate(zip(frame_out, global_out, strict=True)):
+                if it * bs + j in keep:
+                    outputs[it * bs + j] = torch.cat((f, g), dim=-1)
         return outputs, self.patch_start_idx

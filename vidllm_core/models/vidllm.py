@@ -11,7 +11,7 @@ tokenizer is given.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -31,7 +31,7 @@ from vidllm_core.models.aggregator import IMAGENET_MEAN, IMAGENET_STD, Aggregato
 from vidllm_core.models.encoder import DinoEncoder
 from vidllm_core.models.metric_depth import MetricDepthModel
 from vidllm_core.models.patch3d import Patch3DEmbedding, patch_centroids
-from vidllm_core.models.reconstruction import VGGTReconstruction
+from vidllm_core.models.reconstruction import ALL_OUTPUTS, DEPTH_AND_CAMERAS, VGGTReconstruction
 
 if TYPE_CHECKING:
     from vidllm_core.language.pooling import PooledScene
@@ -185,18 +185,20 @@ class VidLLM(nn.Module):
         Returns:
             `SceneEncoding`: tokens [M, C], xyz [M, 3] (metres, world = first camera), mask [M], geometry.
         """
-        out = self(images.unsqueeze(0))
+        out = self(images.unsqueeze(0), outputs=DEPTH_AND_CAMERAS)
         geometry = self.geometry(out, 0)
         pooled = self.scene_tokens(out["tokens_lang"][0], geometry)
         keep = pooled.mask[0]
         return SceneEncoding(pooled.tokens[0][keep], pooled.xyz[0][keep], keep[keep], geometry)
 
     # ---- forward ---------------------------------------------------------------------------------------------
-    def forward(self, images: Tensor) -> dict[str, Tensor | list[Tensor]]:
+    def forward(self, images: Tensor, outputs: Collection[str] = ALL_OUTPUTS) -> dict[str, Tensor | list[Tensor]]:
         """Run encoder, adapter and the reconstruction branch.
 
         Args:
             images: [B, S, 3, H, W] (or [S, 3, H, W]) RGB in [0, 1]; H, W multiples of the patch size.
+            outputs: reconstruction heads to run (`models.reconstruction.ALL_OUTPUTS`; `geometry` needs only
+                `DEPTH_AND_CAMERAS`: the point head is skipped and only the aggregator layers the heads read kept).
 
         Returns:
             pose_enc [B,S,9], pose_enc_list (list of [B,S,9]), depth [B,S,H,W,1], depth_conf [B,S,H,W],
@@ -215,8 +217,9 @@ class VidLLM(nn.Module):
         enc = self.encoder(x, intermediate_layers=list(self.config.encoder.intermediate_layers))
         base = enc["x_norm_patchtokens"]
         geom, lang = self.adapter(base)
-        tokens, start = self.reconstruction.aggregator.forward_tokens(geom.reshape(b, s, *geom.shape[1:]), grid)
-        out = self.reconstruction.forward_heads(tokens, start, (h, w))
+        rec = self.reconstruction
+        tokens, start = rec.aggregator.forward_tokens(geom.reshape(b, s, *geom.shape[1:]), grid, rec.layers_read(outputs))
+        out = rec.forward_heads(tokens, start, (h, w), outputs)
         if self.metric_depth is not None:
             out["metric_depth"] = self.metric_depth(enc["intermediates"], grid, (h, w)).reshape(b, s, h, w)
         out["tokens_base"] = base.reshape(b, s, *base.shape[1:])
@@ -283,7 +286,7 @@ class VidLLM(nn.Module):
     @torch.no_grad()
     def reconstruct(self, images: Tensor) -> SceneGeometry:
         """Metric reconstruction of one frame sequence `images` [S, 3, H, W] in [0, 1]."""
-        return self.geometry(self(images.unsqueeze(0)))
+        return self.geometry(self(images.unsqueeze(0), outputs=DEPTH_AND_CAMERAS))
 
     # ---- checkpoints -----------------------------------------------------------------------------------------
     def save_pretrained(self, directory: str | Path) -> None:
