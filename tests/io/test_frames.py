@@ -210,3 +210,24 @@ def test_rotation_metadata_is_honoured_by_both_backends(tmp_path: Path, source_f
     decord = open_frame_source(video, backend="decord").read(4)
     assert decord.backend == "decord" and np.array_equal(decord.indices, pyav.indices)
     assert np.array_equal(decord.images, pyav.images)
+
+
+def test_one_finiteness_check_names_the_input(tmp_path: Path, media: dict[str, Path]) -> None:
+    """Non-finite 3D tokens (or geometry) from `encode_scene` are one CheckpointError naming the input."""
+    import torch
+
+    from vidllm_core.errors import CheckpointError
+    from vidllm_core.models.vidllm import SceneEncoding
+    from vidllm_core.pipelines.vision_pass import run_vision_pass
+
+    model = _scene_model()
+
+    def encode_scene(images: torch.Tensor) -> SceneEncoding:
+        model.rel = np.repeat(np.eye(4)[None], len(images), 0)
+        tokens = torch.zeros(3, 4)
+        tokens[1, 2] = float("nan")
+        return SceneEncoding(tokens, torch.zeros(3, 3), torch.ones(3, dtype=torch.bool), model.reconstruct(images))
+
+    model.encode_scene = encode_scene
+    with pytest.raises(CheckpointError, match=r"good\.mp4: the network predicted non-finite 3D tokens"):
+        run_vision_pass(model, media["good"], tokens=True)

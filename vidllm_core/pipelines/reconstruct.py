@@ -152,18 +152,20 @@ class Reconstruction:
         return out.astype(np.float32)
 
 
-def check_finite(geometry: "SceneGeometry", tokens: Any = None) -> None:
-    """The one finiteness check of a vision pass: CheckpointError (one line, naming up to 5 frames) when depth,
-    cameras or the language tokens are not finite (untrained or broken weights)."""
+def check_finite(geometry: "SceneGeometry", tokens: Any = None, where: str = "") -> None:
+    """The one finiteness check of a vision pass: CheckpointError (one line, naming the input `where` and up to 5
+    frames) when depth, cameras or the language tokens are not finite (untrained or broken weights)."""
     import torch
 
     S = int(geometry.depth.shape[0])
+    prefix = f"{where}: " if where else ""
     for name, value in (("depth", geometry.depth), ("extrinsic", geometry.extrinsic),
                         ("intrinsic", geometry.intrinsic)):
         bad = torch.nonzero(~torch.isfinite(value.reshape(S, -1)).all(dim=1)).flatten()
         if len(bad):
             frames = ", ".join(map(str, bad[:5].tolist()))
-            raise CheckpointError(f"the network predicted non-finite {name} values for frame(s) {frames}; "
+            raise CheckpointError(f"{prefix}the network predicted non-finite {name} values for frame(s) {frames}; "
                                   "the model weights look untrained or broken")
     if tokens is not None and not bool(torch.isfinite(tokens).all()):
-        raise CheckpointError("the network predicted non-finite 3D tokens; the model weights look untrained or broken")
+        raise CheckpointError(f"{prefix}the network predicted non-finite 3D tokens; the model weights look untrained or "
+                              "broken")

@@ -163,7 +163,7 @@ def run_vision_pass(model: Any, source: FrameSource | str | os.PathLike, *, num_
     timings["network_s"] = time.perf_counter() - t
     stage("postprocessing")
     t = time.perf_counter()
-    check_finite(geometry, None if encoding is None else encoding.tokens)
+    check_finite(geometry, None if encoding is None else encoding.tokens, where=str(src.path))
     colors = (images.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
     rec = Reconstruction.from_geometry(geometry, colors, infos, settings)
     gt = src.ground_truth(frames)
