@@ -74,7 +74,8 @@ def test_loss_is_answer_only(model: SceneLanguageModel) -> None:
             if y != IGNORE_INDEX:
                 nll.append(-logp[i, t, y])
     torch.testing.assert_close(total, torch.stack(nll).mean(), rtol=1e-5, atol=1e-5)
-    assert set(parts) == {"answer_ce"}
+    assert set(parts) == {"answer_ce", "ce_scanqa"}  # + the per-task log (all items are ScanQA here)
+    torch.testing.assert_close(parts["ce_scanqa"], parts["answer_ce"])
     # perturbing the logits at positions that predict prompt / scene / pad tokens leaves the loss unchanged ...
     predicts_prompt = torch.zeros_like(batch.labels, dtype=torch.bool)
     predicts_prompt[:, :-1] = batch.labels[:, 1:] == IGNORE_INDEX
