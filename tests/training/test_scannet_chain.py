@@ -114,6 +114,9 @@ def test_prepare_init_distill_train_chain(tmp_path: Path, teacher_dirs: dict, ch
     assert not torch.equal(m_state["adapter.bridge_tokens"], s1_state["adapter.bridge_tokens"])  # Stage 1 trained
     assert all(torch.equal(m_state[k], s1_state[k]) for k in m_state if k.startswith("aggregator."))  # frozen
     assert (s1 / "tokenizer").is_dir()
+    _invoke("distill", "--resume", s1)  # restoring a run that carries the LLM (its keys are not in the module)
+    assert all(torch.equal(m_state[k], v) for k, v in load_file(str(s1 / "model.safetensors")).items()
+               if k.startswith("language."))
     assert json.loads((s1 / "config.json").read_text())["language"]["llm"]["hidden_size"] == 32
 
     # Stage 2 from the Stage-1 output with all five training sets (+ Sr3D); step 0 = the Stage-1 weights
@@ -201,6 +204,16 @@ def test_torchrun_two_cpu_ranks_run_the_chained_recipe(tmp_path: Path, teacher_d
     assert all(torch.equal(v, s1_state[k]) for k, v in m_state.items() if k.startswith("language."))
     logged = set().union(*(json.loads(ln) for ln in (s2 / "metrics.jsonl").read_text().splitlines()))
     assert "answer_ce" in logged and any(k.startswith("ce_") for k in logged)
+
+
+def test_fsdp_and_checkpointing_units_are_the_transformer_blocks(chain_inputs: dict) -> None:
+    """The per-block wrap policy: every `layers.block.Block` and the LLM's decoder layer class."""
+    from vidllm_core.layers.block import Block
+    from vidllm_core.models.vidllm import VidLLM
+    from vidllm_core.training.common import block_classes
+
+    model = VidLLM.from_pretrained(chain_inputs["M"])
+    assert {c.__name__ for c in block_classes(model)} == {Block.__name__, "Qwen2DecoderLayer"}
 
 
 def test_fsdp_recipe_on_cpu_is_one_line(tmp_path: Path) -> None:
