@@ -143,21 +143,26 @@ def apply_activation_checkpointing(module: nn.Module) -> int:
 
 def wrap_distributed(module: nn.Module, dist_info: DistInfo, strategy: str,
                      find_unused: bool = False, activation_checkpointing: bool = False) -> nn.Module:
-    """Activation checkpointing (recipe switch), then DDP (default) or FSDP when world > 1. FSDP shards one unit
-    per transformer block (`block_classes`) plus the root, with `use_orig_params=True` so name-pattern groups and
-    frozen parameters keep working."""
-    if activation_checkpointing:
+    """DDP (default) or FSDP when world > 1, with activation checkpointing of every transformer block as a recipe
+    switch. FSDP shards one unit per transformer block (`block_classes`) plus the root, with `use_orig_params=True`
+    so name-pattern groups and frozen parameters keep working; the checkpoint wrapper goes inside each FSDP unit
+    (wrap first, then checkpoint), so a recomputed block does not gather its parameters twice."""
+    fsdp = dist_info.distributed and strategy == "fsdp"
+    if activation_checkpointing and not fsdp:
         apply_activation_checkpointing(module)
     if not dist_info.distributed:
         return module
-    if strategy == "fsdp":
+    if fsdp:
         from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
         from torch.distributed.fsdp.wrap import ModuleWrapPolicy
 
         kwargs: dict[str, Any] = {"use_orig_params": True, "auto_wrap_policy": ModuleWrapPolicy(block_classes(module))}
         if dist_info.device.startswith("cuda"):
             kwargs["device_id"] = torch.device(dist_info.device)
-        return FSDP(module, **kwargs)
+        wrapped = FSDP(module, **kwargs)
+        if activation_checkpointing:
+            apply_activation_checkpointing(wrapped)
+        return wrapped
     from torch.nn.parallel import DistributedDataParallel as DDP
 
     ids = [torch.device(dist_info.device)] if dist_info.device.startswith("cuda") else None
