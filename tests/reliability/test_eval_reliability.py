@@ -192,3 +192,38 @@ def test_merge_refuses_shards_scored_on_different_annotation_contents(tmp_path: 
     assert evaluate("scanqa", "-a", ann, "--predictions", preds, "--shard", "1/2", "-o", tmp_path / "s1").exit_code == 0
     one_error_line(evaluate("scanqa", "--merge", tmp_path / "s0", tmp_path / "s1", "-o", tmp_path / "m"),
                    "annotations sha256")
+
+
+def test_full_disk_during_a_model_run_is_one_line_and_resumes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`eval --model` appends predictions one fsynced line at a time: a full disk stops it with one line naming
+    predictions.jsonl, the lines already written stay, and the re-run predicts only the rest."""
+    import dataclasses
+
+    from vidllm_core.evaluation import predictions as pred_mod
+    from vidllm_core.evaluation.tasks import TASKS
+
+    seen: list[str] = []
+
+    def hook(model_dir: Path, record, ctx) -> dict:  # noqa: ANN001 - a stand-in model
+        seen.append(record.uid)
+        return {"answer": "two"}
+
+    monkeypatch.setitem(TASKS, "scanqa", dataclasses.replace(TASKS["scanqa"], predict=hook, prepare=None))
+    real_fsync, calls = os.fsync, [0]
+
+    def full_after_three(fd: int) -> None:
+        calls[0] += 1
+        if calls[0] > 3:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real_fsync(fd)
+
+    monkeypatch.setattr(pred_mod.os, "fsync", full_after_three)
+    out = tmp_path / "out"
+    one_error_line(evaluate("scanqa", "-a", SCANQA, "--model", tmp_path, "-o", out), "no space left on device",
+                   str(out / "predictions.jsonl"))
+    kept = [json.loads(x)["question_id"] for x in (out / "predictions.jsonl").read_text().splitlines()[:3]]
+    assert kept == seen[:3]
+    monkeypatch.setattr(pred_mod.os, "fsync", real_fsync)
+    assert evaluate("scanqa", "-a", SCANQA, "--model", tmp_path, "-o", out).exit_code == 0
+    ids = [json.loads(x)["question_id"] for x in (out / "predictions.jsonl").read_text().splitlines()]
+    assert len(ids) == len(set(ids)) == 20 and ids[:3] == kept

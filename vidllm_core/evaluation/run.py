@@ -17,7 +17,7 @@ from vidllm_core.evaluation.predictions import (PredictionStats, ResumeResult, i
                                                 write_predictions_resumable, write_records_atomic)
 from vidllm_core.evaluation.sharding import select
 from vidllm_core.evaluation.tasks import Task
-from vidllm_core.io import file_sha256, write_json_atomic
+from vidllm_core.io import file_sha256, storage_errors, write_json_atomic
 
 METRICS_FILE = "metrics.json"
 PREDICTIONS_FILE = "predictions.jsonl"
@@ -83,8 +83,9 @@ def model_predictions(task: Task, model_dir: Path, items: list, out_dir: Path, c
         ctx.predictions_dir = Path(out_dir) / PREDICTIONS_SUBDIR
     by_id = {it.uid: it for it in items}
     predict = task.predict
-    result = write_predictions_resumable(out_dir / PREDICTIONS_FILE, list(by_id),
-                                         lambda uid: predict(model_dir, by_id[uid], ctx), task.id_key, on_record)
+    with storage_errors(out_dir / PREDICTIONS_FILE):  # a full disk: one line naming the file; a re-run resumes
+        result = write_predictions_resumable(out_dir / PREDICTIONS_FILE, list(by_id),
+                                             lambda uid: predict(model_dir, by_id[uid], ctx), task.id_key, on_record)
     preds, stats = read_predictions(task, out_dir / PREDICTIONS_FILE, items, items)
     return preds, stats, result
 
