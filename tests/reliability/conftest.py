@@ -3,6 +3,13 @@ recipes of tests/training, plus the one-line error check every case uses."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
 import pytest
 
 from tests.language.conftest import tiny_model_dir, tiny_video  # noqa: F401  (fixtures)
@@ -30,3 +37,32 @@ def one_error_line(result, *needles: str) -> str:  # noqa: ANN001 - a click Resu
 def snapshot(folder) -> dict[str, bytes]:  # noqa: ANN001 - a Path
     """Every file under `folder` (relative name -> bytes): 'nothing already written lost or changed'."""
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@contextlib.contextmanager
+def mounted_tmpfs(where: Path, options: str) -> Iterator[Path]:
+    """A real small (or read-only) file system at `where` for a test: a tmpfs mounted with `options` (root only;
+    the test is skipped where it cannot be mounted), unmounted afterwards."""
+    where.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() != 0 or not shutil.which("mount") or subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(where)], capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", str(where)], check=True)
+
+
+def fill(disk: Path) -> None:
+    """Take every free byte of `disk` (a file written until the disk is full)."""
+    with open(disk / "filler", "wb") as fh:
+        try:
+            while True:
+                fh.write(b"\0" * 4096)
+                fh.flush()
+        except OSError:
+            pass
+        try:
+            fh.close()
+        except OSError:
+            pass

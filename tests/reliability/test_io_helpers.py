@@ -8,36 +8,24 @@ from pathlib import Path
 
 import pytest
 
+from tests.reliability.conftest import mounted_tmpfs
 from vidllm_core.errors import ConfigError, RunLockedError
 from vidllm_core.io import (atomic_path, check_not_inputs, check_output, os_error_of, run_lock, storage_errors,
                             write_text_atomic)
 
 
-def _tmpfs(where: Path, options: str):  # noqa: ANN202 - Iterator[Path]
-    """Mount a small tmpfs at `where` for the test (root only; skipped elsewhere)."""
-    import shutil
-    import subprocess
-
-    where.mkdir()
-    if os.geteuid() != 0 or not shutil.which("mount") or subprocess.run(
-            ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(where)]).returncode != 0:
-        pytest.skip("cannot mount a tmpfs here")
-    try:
-        yield where
-    finally:
-        subprocess.run(["umount", str(where)], check=True)
-
-
 @pytest.fixture
 def full_disk(tmp_path: Path):  # noqa: ANN201 - Iterator[Path]
     """A real full file system: a 64 KiB tmpfs."""
-    yield from _tmpfs(tmp_path / "full", "size=64k")
+    with mounted_tmpfs(tmp_path / "full", "size=64k") as disk:
+        yield disk
 
 
 @pytest.fixture
 def read_only_disk(tmp_path: Path):  # noqa: ANN201 - Iterator[Path]
     """A real read-only file system (root ignores permission bits, not this)."""
-    yield from _tmpfs(tmp_path / "ro", "ro,size=64k")
+    with mounted_tmpfs(tmp_path / "ro", "ro,size=64k") as disk:
+        yield disk
 
 
 def test_read_only_output_is_refused_before_work(read_only_disk: Path, tmp_path: Path) -> None:

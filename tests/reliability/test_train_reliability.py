@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from tests.reliability.conftest import one_error_line, snapshot
+from tests.reliability.conftest import mounted_tmpfs, one_error_line, snapshot
 from vidllm_cli.main import app
 
 runner = CliRunner()
@@ -160,17 +160,11 @@ def test_full_disk_at_each_checkpoint_writer(writer: str, base_run: Path, tmp_pa
     assert res.exit_code == 0 and "resumed at step 2" in res.stderr, res.stderr
 
 
-@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("mount"), reason="mounting a tmpfs needs root")
 def test_real_full_tmpfs_keeps_the_last_good_checkpoint(base_run: Path, tmp_path: Path) -> None:
     """A real ENOSPC: a tmpfs with room for the run and its step-2 checkpoint, not for the step-4 one."""
     used = sum(p.stat().st_size for p in base_run.rglob("*") if p.is_file())
     ckpt = sum(p.stat().st_size for p in (base_run / "checkpoints").rglob("*") if p.is_file())
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    size_kb = (used + ckpt // 2) // 1024
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_kb}k", "tmpfs", str(disk)]).returncode != 0:
-        pytest.skip("cannot mount a tmpfs here")
-    try:
+    with mounted_tmpfs(tmp_path / "disk", f"size={(used + ckpt // 2) // 1024}k") as disk:
         out = disk / "run"
         shutil.copytree(base_run, out)
         before = snapshot(out / "checkpoints")
@@ -178,5 +172,3 @@ def test_real_full_tmpfs_keeps_the_last_good_checkpoint(base_run: Path, tmp_path
         assert str(out) in line
         assert snapshot(out / "checkpoints") == before
         assert (out / "latest").read_text().strip() == "checkpoints/step-00000002"
-    finally:
-        subprocess.run(["umount", str(disk)], check=True)
