@@ -54,7 +54,7 @@ def patch_labels(mask: np.ndarray, info, grid: tuple[int, int], patch: int) -> t
 
 
 @torch.no_grad()
-def scene_features(model: VidLLM, scene_dir: Path, num_frames: int) -> dict:
+def scene_features(model: VidLLM, scene_dir: Path, num_frames: int, teachers: dict) -> dict:
     cfg = model.config
     colours = sorted((scene_dir / "color").glob("*.jpg"))
     idx = sample_indices(len(colours), num_frames)
@@ -84,20 +84,33 @@ def scene_features(model: VidLLM, scene_dir: Path, num_frames: int) -> dict:
     pooled_hist = pooled.tokens[0][keep][:, t3d.shape[1]:]
     pooled_label = np.array([0] + ids)[pooled_hist.argmax(1).numpy()]
     pooled_purity = pooled_hist.max(1).values.numpy()
-    pooled_xyz = pooled.xyz[0][keep]
-    # the LLM's hidden state at the scene tokens of a neutral prompt
-    lang = model.language
-    prompt = P.scene_caption_prompt()
-    batch = lang.build_batch(pooled_tokens[None], torch.ones(1, pooled_tokens.shape[0], dtype=torch.bool), [prompt])
-    hidden = lang.llm(inputs_embeds=batch.inputs_embeds, attention_mask=batch.attention_mask,
-                      output_hidden_states=True).hidden_states[-1][0]
-    llm_scene = hidden[batch.input_ids[0] == lang.scene_id]
+    levels = {
+        LEVELS[0]: (out["tokens_base"][0].reshape(-1, out["tokens_base"].shape[-1]).numpy(), label, purity),
+        LEVELS[1]: (out["tokens_lang"][0].reshape(-1, out["tokens_lang"].shape[-1]).numpy(), label, purity),
+        LEVELS[2]: (t3d.numpy(), label, purity),
+        LEVELS[3]: (pooled_tokens.numpy(), pooled_label, pooled_purity),
+    }
+    for name, teacher in teachers.items():  # teachers see the same frames; their grid is the student's here
+        t = teacher.encode(images)
+        if tuple(t.grid) != grid:
+            raise SystemExit(f"error: teacher {name} has a {t.grid} patch grid, the student {grid}")
+        levels[f"teacher {name}"] = (t.tokens.reshape(-1, t.tokens.shape[-1]).numpy(), label, purity)
     # first-camera frame of the GT (the frame the reconstruction is in)
     pose0 = np.loadtxt(scene_dir / "pose" / f"{colours[idx[0]].stem}.txt")
     world_to_cam0 = np.linalg.inv(pose0)
     centres = {i: (world_to_cam0 @ np.r_[_centre(o), 1.0])[:3] for i, o in objects.items()}
-    # final prompt-token state of counting questions
     counts = Counter(o["category"] for o in meta["objects"])
+    result = {"levels": levels, "objects": objects, "centres": centres, "counts": counts, "count_states": None}
+    lang = model.language
+    if lang is None:  # a vision-only model (e.g. a Stage-1 output without LLM): no LLM levels
+        return result
+    # the LLM's hidden state at the scene tokens of a neutral prompt
+    prompt = P.scene_caption_prompt()
+    batch = lang.build_batch(pooled_tokens[None], torch.ones(1, pooled_tokens.shape[0], dtype=torch.bool), [prompt])
+    hidden = lang.llm(inputs_embeds=batch.inputs_embeds, attention_mask=batch.attention_mask,
+                      output_hidden_states=True).hidden_states[-1][0]
+    levels[LEVELS[4]] = (hidden[batch.input_ids[0] == lang.scene_id].float().numpy(), pooled_label, pooled_purity)
+    # final prompt-token state of counting questions
     count_states = {}
     for cat in CATEGORIES:
         p = P.scanqa_prompt(f"how many {CATEGORIES[cat].plural} are in the room?", tokenizer=lang.tokenizer,
@@ -106,15 +119,8 @@ def scene_features(model: VidLLM, scene_dir: Path, num_frames: int) -> dict:
         h = lang.llm(inputs_embeds=b.inputs_embeds, attention_mask=b.attention_mask,
                      output_hidden_states=True).hidden_states[-1][0, -1]
         count_states[cat] = h.numpy()
-    levels = {
-        LEVELS[0]: (out["tokens_base"][0].reshape(-1, out["tokens_base"].shape[-1]).numpy(), label, purity),
-        LEVELS[1]: (out["tokens_lang"][0].reshape(-1, out["tokens_lang"].shape[-1]).numpy(), label, purity),
-        LEVELS[2]: (t3d.numpy(), label, purity),
-        LEVELS[3]: (pooled_tokens.numpy(), pooled_label, pooled_purity),
-        LEVELS[4]: (llm_scene.float().numpy(), pooled_label, pooled_purity),
-    }
-    return {"levels": levels, "objects": objects, "centres": centres, "counts": counts,
-            "count_states": count_states, "pooled_xyz": pooled_xyz.numpy()}
+    result["count_states"] = count_states
+    return result
 
 
 def _centre(o: dict) -> np.ndarray:
@@ -152,21 +158,27 @@ def main() -> int:
     ap.add_argument("--model", type=Path, default=None, help="model directory [default: the shipped demo model]")
     ap.add_argument("--scenes", type=int, default=40)
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--teacher", action="append", default=[], metavar="KIND:PATH",
+                    help="also probe a teacher's patch tokens (kind as in recipes: dino, vidllm, clip, vggt)")
     args = ap.parse_args()
+    from vidllm_core.training.recipe import TeacherSpec
+    from vidllm_core.training.teachers import build_teacher
+    teachers = {spec: build_teacher(TeacherSpec(kind=spec.split(":", 1)[0], path=spec.split(":", 1)[1]))
+                for spec in args.teacher}
     torch.manual_seed(0)
     from vidllm_core.assets import default_model_dir
     model = VidLLM.from_pretrained(args.model or default_model_dir()).eval()
     scene_dirs = sorted((args.synth_dir / "scenes").iterdir())[: args.scenes]
     feats = []
     for k, d in enumerate(scene_dirs):
-        feats.append(scene_features(model, d, model.config.input.num_frames))
+        feats.append(scene_features(model, d, model.config.input.num_frames, teachers))
         print(f"\rscenes {k + 1}/{len(scene_dirs)}", end="", file=sys.stderr, flush=True)
     print(file=sys.stderr)
     half = len(feats) // 2
     train, test = feats[:half], feats[half:]
     cats, cols = sorted(CATEGORIES) + ["door", "window"], sorted({o["colour"] for f in feats for o in f["objects"].values()})
     rows = {}
-    for level in LEVELS:
+    for level in feats[0]["levels"]:
         def tokens(group, min_purity=0.5):
             xs, cat, col, cen = [], [], [], []
             for f in group:
@@ -193,11 +205,9 @@ def main() -> int:
         }
     base = {"category acc": classify(xtr, ctr, xte, cte, cats)[1], "colour acc": classify(xtr, otr, xte, ote, cols)[1],
             "count acc": float((np.round(count_y(train).mean(0))[None] == count_y(test)).mean())}
-    qx = lambda group: np.stack([f["count_states"][c] for f in group for c in CATEGORIES])  # noqa: E731
-    qy = lambda group: np.array([f["counts"].get(c, 0) for f in group for c in CATEGORIES])  # noqa: E731
-    qpred = np.clip(np.round(predict(ridge(qx(train), qy(train)[:, None].astype(float), 10.0), qx(test))[:, 0]), 0, None)
-    answer_probe = {"count acc": float((qpred == qy(test)).mean()),
-                    "majority": float((qy(test) == Counter(qy(train).tolist()).most_common(1)[0][0]).mean())}
+    answer_probe = None
+    if feats[0]["count_states"] is not None:
+        answer_probe = count_probe(train, test)
     report = {"model": str(args.model or "shipped demo"), "scenes": [len(train), len(test)], "levels": rows,
               "baselines (majority / train-mean)": base, "LLM final prompt state, counting": answer_probe}
     print("| representation | category acc | colour acc | centre R^2 | count acc (scene) | token purity |")
@@ -207,10 +217,21 @@ def main() -> int:
               f"{r['count acc']:.3f} | {r['mean purity']:.2f} |")
     print(f"| majority / mean baseline | {base['category acc']:.3f} | {base['colour acc']:.3f} | 0 | "
           f"{base['count acc']:.3f} | |")
-    print(f"LLM final prompt state -> count: {answer_probe['count acc']:.3f} (majority {answer_probe['majority']:.3f})")
+    if answer_probe is not None:
+        print(f"LLM final prompt state -> count: {answer_probe['count acc']:.3f} "
+              f"(majority {answer_probe['majority']:.3f})")
     if args.json:
         args.json.write_text(json.dumps(report, indent=1))
     return 0
+
+
+def count_probe(train: list, test: list) -> dict:
+    """The count from the LLM state at the end of "how many <plural> are in the room?"."""
+    qx = lambda group: np.stack([f["count_states"][c] for f in group for c in CATEGORIES])  # noqa: E731
+    qy = lambda group: np.array([f["counts"].get(c, 0) for f in group for c in CATEGORIES])  # noqa: E731
+    qpred = np.clip(np.round(predict(ridge(qx(train), qy(train)[:, None].astype(float), 10.0), qx(test))[:, 0]), 0, None)
+    return {"count acc": float((qpred == qy(test)).mean()),
+            "majority": float((qy(test) == Counter(qy(train).tolist()).most_common(1)[0][0]).mean())}
 
 
 if __name__ == "__main__":
