@@ -63,6 +63,30 @@ def test_scanqa_known_fraction(tmp_path: Path) -> None:
     assert table.exit_code == 0 and "EM@1" in table.stdout and "0.3500" in table.stdout
 
 
+def test_scanqa_reports_the_papers_text_columns(tmp_path: Path) -> None:
+    from vidllm_core.metrics import caption_scores
+
+    rows = json.loads(SCANQA.read_text())
+    right = {0, 2, 3, 7, 11, 15, 19}
+    res = invoke("scanqa", "--annotations", SCANQA, "--predictions", scanqa_predictions(tmp_path, right),
+                 "-o", tmp_path / "out", "--json")
+    assert res.exit_code == 0, res.output
+    metrics = json.loads(res.stdout)
+    answers = {r["question_id"]: (r["answers"][0] if i in right else f"qzx wrong {i}") for i, r in enumerate(rows)}
+    lib = caption_scores(answers, {r["question_id"]: r["answers"] for r in rows}, pipeline="coco")
+    for ours, theirs in (("CIDEr", "CIDEr"), ("BLEU-4", "Bleu_4"), ("METEOR", "METEOR"), ("ROUGE-L", "ROUGE_L")):
+        assert metrics[ours] == pytest.approx(lib[theirs]), ours
+    assert metrics["CIDEr"] > 0 and metrics["METEOR"] > 0 and metrics["meteor_backend"] == "python"
+    all_right = invoke("scanqa", "--annotations", SCANQA, "--predictions", scanqa_predictions(tmp_path, set(range(20))),
+                       "-o", tmp_path / "out2", "--json")
+    best = json.loads(all_right.stdout)
+    assert best["CIDEr"] > metrics["CIDEr"] and best["METEOR"] > metrics["METEOR"] and best["EM@1"] == 1.0
+    table = invoke("scanqa", "--annotations", SCANQA, "--predictions", scanqa_predictions(tmp_path, right),
+                   "-o", tmp_path / "out3")
+    for column in ("CIDEr", "BLEU-4", "METEOR", "ROUGE-L", "EM@1"):
+        assert column in table.stdout
+
+
 def test_scanqa_missing_unknown_duplicate_are_counted(tmp_path: Path) -> None:
     rows = json.loads(SCANQA.read_text())
     preds = [{"question_id": r["question_id"], "answer": r["answers"][0]} for r in rows[:15]]   # 5 missing

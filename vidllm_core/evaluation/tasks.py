@@ -121,12 +121,24 @@ def _score_qa(records: list, preds: Mapping[str, str], ctx: EvalContext, typed: 
                 "n": len(group)}
 
     out = means(records)
+    out.update(_qa_text_scores(records, preds, ctx))
     if typed:
         groups: dict[str, list] = {}
         for r in records:
             groups.setdefault(r.question_type, []).append(r)
         out["per_type"] = {t: means(groups[t]) for t in QUESTION_TYPES if t in groups}
     return out
+
+
+def _qa_text_scores(records: list, preds: Mapping[str, str], ctx: EvalContext) -> dict:
+    """The paper's Table-1 text columns (CIDEr, BLEU-4, METEOR, ROUGE-L) of the top-1 answer against all GT answers,
+    with ScanQA's own pre-processing (PTB tokens) unless --caption-pipeline says otherwise; a missing answer is ""."""
+    pipeline = ctx.caption_pipeline or "coco"
+    res = metric("caption_scores")({r.uid: preds.get(r.uid, "") for r in records},
+                                   {r.uid: list(r.answers) for r in records},
+                                   pipeline=pipeline, meteor_backend=ctx.meteor_backend)
+    return {"CIDEr": res["CIDEr"], "BLEU-4": res["Bleu_4"], "METEOR": res["METEOR"], "ROUGE-L": res["ROUGE_L"],
+            "text_pipeline": pipeline, "meteor_backend": ctx.meteor_backend}
 
 
 def _qa_majority(records: list, ctx: EvalContext, loader: Loader) -> dict[str, str]:
@@ -211,13 +223,12 @@ def _score_scan2cap(objects: list, preds: Mapping[str, dict], ctx: EvalContext) 
                     iou = float(metric("box3d_iou")(np.asarray(p["box"]), ctx.gt_box(o.scene_id, o.object_id)))
                     text = text if iou >= gate else ""
             cands[o.key] = cand(text)
-        res = caption_scores(cands, refs, pipeline=lib_pipeline)
+        res = caption_scores(cands, refs, pipeline=lib_pipeline, meteor_backend=ctx.meteor_backend)
         res.pop("per_item", None)
         return res
 
     out = run(None)
-    if "METEOR" not in out:
-        ctx.note("METEOR left out: it needs Java and the optional extra (pip install 'vidllm[coco]')")
+    out["meteor_backend"] = ctx.meteor_backend
     with_box = sum(1 for p in preds.values() if p.get("box") is not None)
     if with_box and ctx.has_gt_boxes():
         for k in (0.25, 0.5):
@@ -456,6 +467,15 @@ def _language_hooks(task: str) -> dict[str, Any]:
     return {"predict": predict, "prepare": prepare}
 
 
+def _train(builder: str) -> Callable[[Any, Any, int], list]:
+    """The training-sample builder `builder` of `training/language_samples.py` (imported on first use: torch)."""
+    def build(record: Any, boxes: Any, limit: int) -> list:
+        from vidllm_core.training import language_samples
+
+        return getattr(language_samples, builder)(record, boxes, limit)
+    return build
+
+
 # --- registry -------------------------------------------------------------------------------------------------
 
 def _qa_encode(uid: str, answer: str) -> dict:
@@ -467,15 +487,6 @@ TASKS: dict[str, Task] = {
                    lambda r, p, c: _score_qa(r, p, c, typed=False),
                    {"majority": lambda r, c: _qa_majority(r, c, _load_scanqa)},
                    **_language_hooks("scanqa"), train=_train("qa_samples"),
-def _train(builder: str) -> Callable[[Any, Any, int], list]:
-    """The training-sample builder `builder` of `training/language_samples.py` (imported on first use: torch)."""
-    def build(record: Any, boxes: Any, limit: int) -> list:
-        from vidllm_core.training import language_samples
-
-        return getattr(language_samples, builder)(record, boxes, limit)
-    return build
-
-
                    predictions_help='{"question_id": "val-scene0011-0", "answer": "brown"}'),
     "sqa3d": Task("sqa3d", "qa", "questions", "question_id", _load_sqa3d, _parse_qa, _qa_encode,
                   lambda r, p, c: _score_qa(r, p, c, typed=True),
@@ -522,6 +533,10 @@ def _train(builder: str) -> Callable[[Any, Any, int], list]:
 }
 
 
+if tuple(TASKS) != tuple(TASK_SPECS):  # the task names are declared once, in vidllm_core/tasks.py
+    raise RuntimeError(f"evaluation TASKS {tuple(TASKS)} differ from vidllm_core.tasks {tuple(TASK_SPECS)}")
+
+
 def get_task(name: str) -> Task:
     if name not in TASKS:
         raise DataError(f"unknown task {name!r}; choose one of {', '.join(TASKS)}")
@@ -533,7 +548,3 @@ def task_names() -> list[str]:
 
 
 __all__ = ["EVAL_TYPES", "SceneItem", "TASKS", "Task", "get_task", "task_names"]
-if tuple(TASKS) != tuple(TASK_SPECS):  # the task names are declared once, in vidllm_core/tasks.py
-    raise RuntimeError(f"evaluation TASKS {tuple(TASKS)} differ from vidllm_core.tasks {tuple(TASK_SPECS)}")
-
-
