@@ -23,6 +23,11 @@ def _rotate_half(x: torch.Tensor) -> torch.Tensor:
     return torch.cat((-x2, x1), dim=-1)
 
 
+# (frequency, half, dtype, device, version, id of positions) -> (positions, tables): the tables of a few recent position
+# tensors, shared by all blocks (computed in float32 either way: reuse changes no value).
+_RECENT_TABLES: dict[tuple, tuple[torch.Tensor, tuple]] = {}
+
+
 class RotaryPositionEmbedding2D(nn.Module):
     """Rotate the first half of each head by the row position and the second half by the column.
 
@@ -38,7 +43,9 @@ class RotaryPositionEmbedding2D(nn.Module):
         super().__init__()
         self.frequency = float(frequency)
 
-    def _tables(self, dim: int, positions: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    def _compute_tables(
+        self, dim: int, positions: torch.Tensor, dtype: torch.dtype
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         exponents = torch.arange(0, dim, 2, device=positions.device, dtype=torch.float32) / dim
         inv_freq = 1.0 / (self.frequency**exponents)
         angles = positions.to(torch.float32)[..., None] * inv_freq  # [B, N, dim/2]
@@ -48,9 +55,23 @@ class RotaryPositionEmbedding2D(nn.Module):
     def forward(self, tokens: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
         """``tokens [B, heads, N, D]``, ``positions [B, N, 2]`` (row, col) -> rotated ``[B, heads, N, D]``."""
         half = tokens.shape[-1] // 2
-        vertical, horizontal = tokens.split(half, dim=-1)
+        tables = self._cached_tables(half, positions, tokens.dtype)
         out = []
-        for feats, pos in ((vertical, positions[..., 0]), (horizontal, positions[..., 1])):
-            cos, sin = self._tables(half, pos, tokens.dtype)
+        for feats, (cos, sin) in zip(tokens.split(half, dim=-1), tables, strict=True):
             out.append(feats * cos + _rotate_half(feats) * sin)
         return torch.cat(out, dim=-1)
+
+    def _cached_tables(self, half: int, positions: torch.Tensor, dtype: torch.dtype) -> tuple:
+        """(row tables, column tables). Every block of an aggregator pass (q and k) rotates by the same position
+        tensor: the last few are reused while it is the same, unmodified tensor object (the cache holds it, so its
+        id cannot be recycled meanwhile)."""
+        version = 0 if positions.is_inference() else positions._version  # inference tensors have none
+        key = (self.frequency, half, dtype, positions.device, version, id(positions))
+        hit = _RECENT_TABLES.get(key)
+        if hit is not None and hit[0] is positions:
+            return hit[1]
+        tables = tuple(self._compute_tables(half, positions[..., i], dtype) for i in (0, 1))
+        if len(_RECENT_TABLES) >= 4:
+            _RECENT_TABLES.clear()
+        _RECENT_TABLES[key] = (positions, tables)
+        return tables

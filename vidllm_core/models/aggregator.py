@@ -160,6 +160,7 @@ class Aggregator(nn.Module):
         pos = patch_positions(b * s, gh, gw, device=patch_tokens.device) + 1
         pos = torch.cat((pos.new_zeros(b * s, self.patch_start_idx, 2), pos), dim=1)  # [B*S, P, 2]
 
+        gpos = pos.reshape(b, s * p, 2)  # one object for every global block (their RoPE tables are reused)
         frame_idx = global_idx = 0
         bs = self.aa_block_size
         keep = set(range(self.depth)) if keep_layers is None else {i % self.depth for i in keep_layers}
@@ -176,7 +177,6 @@ class Aggregator(nn.Module):
                         frame_out.append(tokens.reshape(b, s, p, c))
                 else:
                     tokens = tokens.reshape(b, s * p, c)
-                    gpos = pos.reshape(b, s * p, 2)
                     for _ in range(self.aa_block_size):
                         tokens = self._run(self.global_blocks[global_idx], tokens, gpos)
                         global_idx += 1

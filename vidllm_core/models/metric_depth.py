@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from vidllm_core.errors import ConfigError
-from vidllm_core.heads.dpt import FeatureFusionBlock
+from vidllm_core.heads.dpt import FeatureFusionBlock, conv1x1
 
 
 class MetricDepthOutput(NamedTuple):
@@ -162,6 +162,22 @@ class MetricDepthModel(nn.Module):
         depth = (probs * centers).sum(dim=1)
         return MetricDepthOutput(depth=depth, probs=probs, centers=centers, exceedance=torch.exp(log_exceed))
 
+    def depth_from_features(self, feats: Tensor) -> Tensor:
+        """Inference-only bin head: features [B*S, F, H, W] -> depth [B*S, H, W], equal to
+        ``bins_from_features(feats).depth`` up to float rounding, about 3x cheaper.
+
+        With exceedances ``E_k = prod_{j<=k} sigmoid(l_j)`` (E_0 = 1) and ``p(k) = E_{k-1} - E_k``, summation by
+        parts gives ``sum_k p(k) c(k) = c(1) + sum_{k<N} E_k (c(k+1) - c(k))``: no log-space round trip, no
+        probabilities, and every step in place. Used by :meth:`forward` without autograd.
+        """
+        logits = conv1x1(self.ordinal_logits, feats)  # [B, N-1, H, W]
+        exceed = torch.cumprod(logits.sigmoid_(), dim=1)
+        del logits
+        centers = conv1x1(self.center_refine, feats).tanh_().mul_(self.max_log_refine).exp_()
+        centers.mul_(self.bin_centers.to(feats.dtype).view(1, -1, 1, 1))
+        steps = centers[:, 1:] - centers[:, :-1]
+        return (steps.mul_(exceed)).sum(dim=1).add_(centers[:, 0])
+
     def predict_bins(
         self, layer_tokens: Sequence[Tensor], patch_grid: tuple[int, int], image_size: tuple[int, int]
     ) -> MetricDepthOutput:
@@ -181,4 +197,6 @@ class MetricDepthModel(nn.Module):
         Returns:
             [B*S, H, W] metric depth in metres, positive.
         """
-        return self.predict_bins(layer_tokens, patch_grid, image_size).depth
+        if torch.is_grad_enabled():
+            return self.predict_bins(layer_tokens, patch_grid, image_size).depth
+        return self.depth_from_features(self.decode(layer_tokens, patch_grid, image_size))
