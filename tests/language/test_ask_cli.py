@@ -77,7 +77,9 @@ def test_ground_writes_json_ply_png(tiny_model_dir, tiny_video, tmp_path):  # no
     every = invoke("caption", tiny_video, "--proposals", boxed, "--model", tiny_model_dir, "--cache-dir",
                    tmp_path / "c", "--json", "--max-new-tokens", 2)
     assert every.exit_code == 0, every.output
-    assert len(json.loads(every.stdout)["captions"]) == len(json.loads(boxed.read_text())["boxes"])
+    lines = [json.loads(line) for line in every.stdout.splitlines()]   # JSON lines: one per box, frame stated
+    assert [r["index"] for r in lines] == list(range(len(json.loads(boxed.read_text())["boxes"])))
+    assert all(r["frame"]["name"].startswith("box frame") for r in lines)
 
 
 def test_bad_inputs_are_one_line(tiny_model_dir, tiny_video, tmp_path, monkeypatch):  # noqa: ANN001

@@ -242,7 +242,7 @@ def predict_record(task: str, model_dir: Path, record: Any, ctx: EvalContext) ->
         box = to_box_frame(np.concatenate([target[:3], np.maximum(target[3:], MIN_BOX_SIZE)]), state)[0]
         prompt = _scan2cap_prompt(box)
         out["caption"] = L.answer_prompts(model, enc, [prompt], max_new_tokens=CAPTION_MAX_NEW_TOKENS,
-                                          seed=ctx.seed)[0]
+                                          seed=ctx.seed, frame=state.box_frame())[0]
         return out
 
     if task in ("scanrefer", "multi3drefer"):

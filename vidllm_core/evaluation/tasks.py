@@ -236,7 +236,9 @@ def _score_scan2cap(objects: list, preds: Mapping[str, dict], ctx: EvalContext) 
     elif with_box:
         ctx.note("predictions carry boxes but no GT boxes were given (--gt-boxes / --scenes): m@kIoU not computed")
     else:
-        ctx.note("no predicted boxes: captions scored given the GT object (no m@kIoU gating)")
+        ctx.note("oracle: no predicted boxes, so captions are scored given the GT object (no m@kIoU gating; not the "
+                 "benchmark's detection setting)")
+    out["oracle"] = not with_box   # labelled in metrics.json and the printed table
     out["n"] = len(objects)
     out["pipeline"] = pipeline
     return out

@@ -57,10 +57,14 @@ def _scene(enc: SceneEncoding) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor
 
 
 def answer_prompts(model: VidLLM, enc: SceneEncoding, prompts: Sequence[P.TaskPrompt], *, max_new_tokens: int = 32,
-                   temperature: float = 0.0, seed: int = 0) -> list[str]:
-    """Generate one answer per prompt, one prompt at a time (an answer never depends on the other prompts)."""
+                   temperature: float = 0.0, seed: int = 0, frame: BoxFrame | None = None) -> list[str]:
+    """Generate one answer per prompt, one prompt at a time (an answer never depends on the other prompts). With a
+    box `frame` the 3D token positions move into it first, as Stage 2 trains them (`training.stage2.vl_terms`), so
+    a location written in the prompt and the tokens share one frame."""
     require_language(model)
     tokens, xyz, mask = _scene(enc)
+    if frame is not None:
+        xyz = frame.points_from_world(xyz)
     return [model.language.generate(tokens, xyz, mask, [p], max_new_tokens=max_new_tokens, temperature=temperature,
                                     seed=seed)[0] for p in prompts]
 
@@ -103,16 +107,19 @@ def caption(model: VidLLM, enc: SceneEncoding, *, box: Sequence[float] | None = 
             margin: float = 0.5, frame: BoxFrame | None = None) -> Answer:
     """Describe the object at a box `[cx, cy, cz, dx, dy, dz]` or a point `[x, y, z]` (Scan2Cap prompt), or the whole
     scene when neither is given. The location is in the box frame `frame` (the frame `ground` answers in and
-    Stage 2 trains the Scan2Cap prompt in; estimated from the reconstruction when None). A location outside the
-    reconstruction (+ `margin` metres) raises DataError."""
+    Stage 2 trains the Scan2Cap prompt in; estimated from the reconstruction when None); the 3D tokens are read in
+    that frame too. A location outside the reconstruction (+ `margin` metres) raises DataError."""
     require_language(model)
+    if frame is None:
+        frame = estimate_box_frame(enc.geometry)
     if box is None and point is None:
         prompt = P.scene_caption_prompt()
     else:
         prompt = P.scan2cap_prompt(box=box, point=point)
-        lo, hi = scene_bounds(enc, frame=frame if frame is not None else estimate_box_frame(enc.geometry))
+        lo, hi = scene_bounds(enc, frame=frame)
         P.check_in_scene(list(box if box is not None else point)[:3], lo, hi, margin=margin)  # type: ignore[arg-type]
-    text = answer_prompts(model, enc, [prompt], max_new_tokens=max_new_tokens, temperature=temperature, seed=seed)[0]
+    text = answer_prompts(model, enc, [prompt], max_new_tokens=max_new_tokens, temperature=temperature, seed=seed,
+                          frame=frame)[0]
     return Answer(prompt.prompt.split("\n", 1)[-1], text)
 
 
