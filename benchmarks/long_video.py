@@ -39,7 +39,7 @@ def _model():
 
 
 def worker_speed(video: str, frames: int, chunk: int, overlap: int) -> dict[str, Any]:
-    """One run of the reconstruct pipeline; chunk 0 = one forward pass."""
+    """One run of the reconstruct pipeline; chunk 0 = one forward pass (a video shorter than a chunk: one chunk)."""
     from vidllm_core.data.frames import open_frame_source
     from vidllm_core.pipelines.chunked_pass import ChunkOptions
     from vidllm_core.pipelines.outputs import OutputRequest
@@ -48,7 +48,7 @@ def worker_speed(video: str, frames: int, chunk: int, overlap: int) -> dict[str,
     t = time.perf_counter()
     model = _model()
     with tempfile.TemporaryDirectory() as out:
-        options = ReconstructOptions(frames, ChunkOptions(chunk, overlap) if chunk else None)
+        options = ReconstructOptions(frames, ChunkOptions(min(chunk, frames), overlap) if chunk else None)
         summary = reconstruct_to_outputs(model, open_frame_source(video), options, OutputRequest(Path(out) / "r.ply"))
     return {"frames": frames, "chunk": chunk, "chunks": (summary["chunks"] or {}).get("count", 1),
             "wall_s": round(time.perf_counter() - t, 2), "network_s": summary["timings"]["network_s"],
@@ -112,10 +112,10 @@ def worker_accuracy(posed_images: str, frames: int, chunk: int, overlap: int) ->
 def estimated_unchunked_mb(frames: int) -> float:
     """The linear memory model of `long_video` for one pass over `frames` demo frames (112x84) plus a ~0.4 GB base."""
     from vidllm_core.config import VidLLMConfig
-    from vidllm_core.pipelines.long_video import MERGED_BYTES_PER_PIXEL, forward_bytes_per_frame
+    from vidllm_core.pipelines.long_video import MAPS_BYTES_PER_PIXEL, forward_bytes_per_frame
 
     config = VidLLMConfig.from_name("demo")
-    per_frame = forward_bytes_per_frame(config, 84, 112) + MERGED_BYTES_PER_PIXEL * 84 * 112
+    per_frame = forward_bytes_per_frame(config, 84, 112) + MAPS_BYTES_PER_PIXEL * 84 * 112
     return round((400 * 2 ** 20 + frames * per_frame) / 2 ** 20, 0)
 
 

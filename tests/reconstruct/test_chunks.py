@@ -42,8 +42,12 @@ def test_budget_smaller_gives_smaller_chunks_and_refuses_too_small() -> None:
     big, small = chunk_frames_for_budget(2.0, **kw), chunk_frames_for_budget(1.2, **kw)
     assert 4 < small < big < 1000
     assert chunk_frames_for_budget(100.0, **kw) == 1000
+    with pytest.raises(DataError, match="too small to hold and write the outputs of 1000 frames"):
+        chunk_frames_for_budget(1.1, **kw)
+    wide = SimpleNamespace(depth_head=SimpleNamespace(features=512), point_head=None,
+                           metric_depth=SimpleNamespace(features=512))  # ~180 MB per frame
     with pytest.raises(DataError, match="too small for one chunk of 5 frames"):
-        chunk_frames_for_budget(0.9, **kw)
+        chunk_frames_for_budget(1.0, **{**kw, "num_frames": 100, "model_config": wide})
     with pytest.raises(DataError, match="positive number"):
         chunk_frames_for_budget(float("nan"), **kw)
 

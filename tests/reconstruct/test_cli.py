@@ -91,7 +91,7 @@ def test_known_distance_sets_the_scale(scene: Path, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("args, message", [
     (["--frames", 6, "--chunk-frames", 10], "chunk size 10 is larger than the video's 6 sampled frames"),
-    (["--frames", 6, "--max-memory-gb", "0.01"], "too small for one chunk"),
+    (["--frames", 6, "--max-memory-gb", "0.01"], "memory budget 0.01 GB is too small"),
     (["--frames", 6, "--known-distance", "0,5,2", "--camera-height", "1.5"], "conflicting scale anchors"),
     (["--frames", 6, "--known-distance", "0,5,0"], "--known-distance must be a positive finite number"),
     (["--frames", 6, "--known-distance", "0,5,nan"], "--known-distance must be a positive finite number"),

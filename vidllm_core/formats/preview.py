@@ -102,14 +102,16 @@ def perspective_view(points: np.ndarray, colors: np.ndarray, centres: np.ndarray
 
 
 def write_preview(path: str | os.PathLike, *, points: np.ndarray, colors: np.ndarray, camera_to_world: np.ndarray,
-                  up: np.ndarray | None = None, size: int = 256) -> None:
-    """Write a PNG with the top view (left) and the perspective view (right), each `size` x `size` pixels.
+                  up: np.ndarray | None = None, size: int = 256, max_points: int = 300000) -> None:
+    """Write a PNG with the top view (left) and the perspective view (right), each `size` x `size` pixels, from at
+    most `max_points` points (an even stride through the cloud).
 
     up: the world's up direction; default the cameras' mean up (-y of the OpenCV camera) in world coordinates."""
     from vidllm_core.io import atomic_path
 
-    points = np.asarray(points, dtype=np.float64).reshape(-1, 3)
-    colors = np.asarray(colors, dtype=np.uint8).reshape(-1, 3)
+    step = max(1, len(points) // max_points)  # a 2 x size^2 image shows no more; bounds time and memory
+    points = np.asarray(points[::step], dtype=np.float64).reshape(-1, 3)
+    colors = np.asarray(colors[::step], dtype=np.uint8).reshape(-1, 3)
     c2w = np.asarray(camera_to_world, dtype=np.float64)
     if up is None:
         up = -c2w[:, :3, 1].mean(0)

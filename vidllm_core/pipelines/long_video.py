@@ -28,10 +28,11 @@ from vidllm_core.pipelines.reconstruct import Reconstruction
 # by ~11.2 MB per frame (8..128 frames measured, benchmarks/long_video.py), i.e. ~1,190 bytes per pixel; the DPT
 # decoders dominate, so the per-pixel cost is modelled as proportional to their summed feature widths (64 there).
 BYTES_PER_PIXEL_PER_DPT_FEATURE = 18.6
-# Merged outputs kept per network pixel: colours 3 + depth 4 + confidence 4 + world points 12 bytes, plus an
-# allowance of ~2.5x for the temporaries of gathering the point cloud (masks, indices, a float copy). With it the
-# 1,000-frame demo run planned for 2 GB peaked at 1.85 GB (the estimate is on the safe side).
-MERGED_BYTES_PER_PIXEL = 60
+# Merged maps kept per network pixel: colours 3 + depth 4 + confidence 4 + world points 12 bytes.
+MAPS_BYTES_PER_PIXEL = 23
+# Writing the outputs after the last chunk (no forward pass then): the gathered point cloud (~15 bytes per pixel
+# for the default 50 % kept) and trimesh's PLY encoding (~44), measured with tracemalloc on 1,000 x 112x84 frames.
+WRITE_BYTES_PER_PIXEL = 64
 MIN_CHUNK_FRAMES = 2
 
 
@@ -113,15 +114,22 @@ def _page_size() -> int:
 def chunk_frames_for_budget(max_memory_gb: float, *, num_frames: int, height: int, width: int, model_config: Any,
                             overlap: int, source_frame_bytes: int = 0, base_bytes: int | None = None) -> int:
     """Largest chunk size whose estimated peak RSS fits `max_memory_gb`: the process now (`base_bytes`, default its
-    RSS), the sampled source frames, the merged maps of all frames and one chunk's forward pass.
+    RSS), the sampled source frames and the merged maps of all frames, plus one chunk's forward pass (while the
+    network runs) or the output writing (after it).
 
-    Returns `num_frames` when the whole video fits; raises DataError (one line) when not even a chunk of
-    `overlap + 1` (at least 2) frames fits."""
+    Returns `num_frames` when the whole video fits; raises DataError (one line) when the outputs or not even a
+    chunk of `overlap + 1` (at least 2) frames fit."""
     if not (math.isfinite(max_memory_gb) and max_memory_gb > 0):
         raise DataError(f"memory budget must be a positive number of GB, got {max_memory_gb}")
     budget = max_memory_gb * 1024 ** 3
     base = current_rss_bytes() if base_bytes is None else base_bytes
-    fixed = base + source_frame_bytes + MERGED_BYTES_PER_PIXEL * num_frames * height * width
+    pixels = num_frames * height * width
+    fixed = base + source_frame_bytes + MAPS_BYTES_PER_PIXEL * pixels
+    writing = fixed + WRITE_BYTES_PER_PIXEL * pixels
+    if writing > budget:
+        raise DataError(f"memory budget {max_memory_gb:g} GB is too small to hold and write the outputs of "
+                        f"{num_frames} frames at {width}x{height} (estimated {writing / 1024 ** 3:.2f} GB); raise "
+                        "--max-memory-gb or sample fewer frames")
     per_frame = forward_bytes_per_frame(model_config, height, width)
     fits = int((budget - fixed) // per_frame)
     smallest = max(MIN_CHUNK_FRAMES, overlap + 1)
@@ -169,8 +177,10 @@ def transform_reconstruction(rec: Reconstruction, sim: Similarity) -> Reconstruc
     new_c2w[:, :3, :3] /= sim.scale  # keep the camera rotations orthonormal; the scale goes into depth
     R = np.swapaxes(new_c2w[:, :3, :3], 1, 2)
     extrinsic = np.concatenate([R, -R @ new_c2w[:, :3, 3:]], axis=2).astype(np.float32)
-    return replace(rec, depth=(rec.depth * sim.scale).astype(np.float32), extrinsic=extrinsic,
-                   world_points=sim.apply(rec.world_points.astype(np.float64)).astype(np.float32))
+    linear = (sim.scale * sim.rotation).T.astype(np.float32)  # float32 maps: no float64 copy of a long video
+    points = rec.world_points.reshape(-1, 3) @ linear + sim.translation.astype(np.float32)
+    return replace(rec, depth=(rec.depth * np.float32(sim.scale)).astype(np.float32), extrinsic=extrinsic,
+                   world_points=points.reshape(rec.world_points.shape))
 
 
 def _overlap_points(prev: Reconstruction, nxt: Reconstruction, prev_frames: Sequence[int],
