@@ -37,7 +37,7 @@ class Sample:
     task: str = "scanrefer"
     prompt_box: Any = None
 
-    def prompt_in(self, frame: Any) -> Any:
+    def prompt_in(self, frame: Any, box: Any = None) -> Any:
         return self.prompt
 
 

@@ -60,7 +60,7 @@ def test_clip_proposals_are_in_the_box_frame(synth: Path) -> None:
         def __init__(self, box: np.ndarray | None) -> None:
             self.prompt, self.box_world = "q", None if box is None else (tuple(box),)
 
-        def prompt_in(self, frame: object) -> str:
+        def prompt_in(self, frame: object, box: object = None) -> str:
             return self.prompt
 
     target = next(iter(gt[ids[0]].values()))
