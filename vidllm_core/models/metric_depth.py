@@ -138,8 +138,8 @@ class MetricDepthModel(nn.Module):
         for i, tokens in enumerate(layer_tokens):
             if tokens.ndim != 3 or tokens.shape[1] != h * w or tokens.shape[2] != self.embed_dim:
                 raise ValueError(f"layer {i}: expected [B*S, {h * w}, {self.embed_dim}], got {tuple(tokens.shape)}")
-            x = self.norms[i](tokens).transpose(1, 2).reshape(tokens.shape[0], self.embed_dim, h, w)
-            x = self.resize_layers[i](self.projects[i](x))
+            x = conv1x1(self.projects[i], self.norms[i](tokens).transpose(1, 2), (h, w))
+            x = self.resize_layers[i](x)
             maps.append(self.layers_rn[i](x))
         x = self.fusions[3](maps[3], size=maps[2].shape[-2:])
         x = self.fusions[2](x, maps[2], size=maps[1].shape[-2:])
