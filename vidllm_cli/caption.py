@@ -62,7 +62,8 @@ def command(
         frame = estimate_box_frame(scene.encoding.geometry)
         kw = dict(max_new_tokens=max_new_tokens, temperature=temperature, seed=seed, frame=frame)
         if boxes is not None:
-            done = caption_scene(net, scene.encoding, boxes.boxes, gravity_aligned=boxes.gravity_aligned, **kw)
+            done = caption_scene(net, scene.encoding, boxes.boxes, index=boxes.index,
+                                 gravity_aligned=boxes.gravity_aligned, **kw)
         else:
             result = caption(net, scene.encoding, box=box_v, point=point_v, **kw)
     head = {"video": str(video), "cached": scene.cached, "frame": frame.describe()}

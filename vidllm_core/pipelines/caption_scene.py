@@ -23,11 +23,12 @@ GRAVITY_FRAME = "gravity_aligned"   # the frame name `vidllm ground --gravity-al
 
 @dataclass(frozen=True)
 class BoxFile:
-    """boxes [K, 6] centre + size, finite, sizes > 0; dropped: rows removed (NaN / inf, size <= 0);
-    gravity_aligned: the file states the `vidllm ground --gravity-align` frame."""
+    """boxes [K, 6] centre + size, finite, sizes > 0; index [K]: their rows in the file; dropped: rows removed
+    (NaN / inf, size <= 0); gravity_aligned: the file states the `vidllm ground --gravity-align` frame."""
 
     path: Path
     boxes: np.ndarray
+    index: np.ndarray
     dropped: int
     gravity_aligned: bool
 
@@ -54,11 +55,14 @@ def read_box_file(path: str | Path) -> BoxFile:
         data = [b["box"] if isinstance(b, dict) and "box" in b else b for b in data]
     if not isinstance(data, list) or not data:
         raise DataError(f"proposals file '{path}' holds no box (an empty list)")
-    boxes, _, dropped = validate_boxes(data, str(path))
+    boxes, _, dropped = validate_boxes(data, str(path))   # shape checked here
     if not len(boxes):
         raise DataError(f"proposals file '{path}' holds no valid box: all {dropped} have NaN / inf coordinates or a "
                         "size <= 0")
-    return BoxFile(path, boxes, dropped, gravity)
+    raw = np.asarray(data, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        index = np.flatnonzero(np.isfinite(raw).all(1) & (raw[:, 3:] > 0).all(1))
+    return BoxFile(path, boxes, index, dropped, gravity)
 
 
 @dataclass
@@ -71,11 +75,11 @@ class CaptionedScene:
     skipped: dict[int, str] = field(default_factory=dict)
 
 
-def caption_scene(model: Any, enc: Any, boxes: np.ndarray, *, gravity_aligned: bool = False, frame: Any = None,
-                  **generate: Any) -> CaptionedScene:
-    """One Scan2Cap caption per box [K, 6] (box frame; the gravity-aligned frame when `gravity_aligned`). A box
-    outside the reconstruction is skipped and named in `skipped` (never the whole run); `generate` passes
-    max_new_tokens / temperature / seed to `pipelines.language.caption`."""
+def caption_scene(model: Any, enc: Any, boxes: np.ndarray, *, index: Any = None, gravity_aligned: bool = False,
+                  frame: Any = None, **generate: Any) -> CaptionedScene:
+    """One Scan2Cap caption per box [K, 6] (box frame; the gravity-aligned frame when `gravity_aligned`), numbered
+    by `index` (default 0..K-1). A box outside the reconstruction is skipped and named in `skipped` (never the
+    whole run); `generate` passes max_new_tokens / temperature / seed to `pipelines.language.caption`."""
     from vidllm_core.geometry.box_frame import estimate_box_frame
     from vidllm_core.pipelines.language import caption
 
@@ -84,7 +88,7 @@ def caption_scene(model: Any, enc: Any, boxes: np.ndarray, *, gravity_aligned: b
     if gravity_aligned:
         boxes = frame.boxes_from_scene(boxes)
     out = CaptionedScene(frame)
-    for i, b in enumerate(boxes):
+    for i, b in zip(range(len(boxes)) if index is None else (int(i) for i in index), boxes):
         try:
             text = caption(model, enc, box=[float(v) for v in b], frame=frame, **generate).answer
         except DataError as exc:

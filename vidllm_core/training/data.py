@@ -234,7 +234,9 @@ class SceneClips(Dataset):
             samples = self.language.get(scene.scene_id, [])
             chosen = choose_samples(samples, self.max_language_samples, self.task_weights, rng) if samples else []
             frame = box_frame_of_clip(scene, int(idx[0])) if chosen or scene.axis_align is not None else None
-            item["prompts"] = [s.prompt_in(frame) for s in chosen]
+            item["prompts"] = [s.prompt_in(frame, None if self.proposals is None or s.prompt_box is None else
+                                           self.proposals.caption_box(scene.scene_id, s.prompt_box, rng))
+                               for s in chosen]
             item["box_frame"] = (torch.full((4, 4), float("nan")) if frame is None  # no prompt uses it (Stage 1)
                                  else torch.from_numpy(frame.box_from_world).float())
             item["boxes"] = [None if s.box_world is None else

@@ -34,13 +34,15 @@ class LanguageSample:
     box_world: tuple[tuple[float, ...], ...] | None = None
     prompt_box: tuple[float, ...] | None = None
 
-    def prompt_in(self, frame: Any) -> Any:
-        """The prompt of this clip: Scan2Cap names the box in `frame` (a `geometry.box_frame.BoxFrame`)."""
+    def prompt_in(self, frame: Any, box_scene: Any = None) -> Any:
+        """The prompt of this clip: Scan2Cap names the box in `frame` (a `geometry.box_frame.BoxFrame`): the GT box
+        `prompt_box`, or `box_scene` (scene frame; the proposal matched to it when `data.proposals` is set)."""
         if self.prompt_box is None:
             return self.prompt
         from vidllm_core.language.prompts import scan2cap_prompt
 
-        box = frame.boxes_from_scene(np.asarray(self.prompt_box, dtype=np.float64)[None])[0]
+        named = self.prompt_box if box_scene is None else box_scene
+        box = frame.boxes_from_scene(np.asarray(named, dtype=np.float64).reshape(1, 6))[0]
         return scan2cap_prompt(box=[float(v) for v in box], caption=self.prompt.target)
 
 

@@ -24,6 +24,7 @@ from vidllm_core.errors import ConfigError, DataError
 __all__ = ["SYNTHETIC", "TrainProposals", "build_train_proposals", "is_synthrooms_scene", "synthetic_proposals"]
 
 SYNTHETIC = "synthetic"
+CAPTION_MIN_IOU = 0.5   # a Scan2Cap sample names its matched proposal from this IoU with the GT box on
 
 
 def is_synthrooms_scene(scene_dir: str | Path) -> bool:
@@ -67,14 +68,28 @@ class TrainProposals:
         samples (`box_sets[i]` not None), None for the others."""
         if all(b is None for b in box_sets):
             return [None] * len(box_sets)
-        if scene_id in self.synthetic:
-            gt = list(self.gt_boxes.get(scene_id, {}).values())
-            gt += [b for s in box_sets if s is not None for b in np.asarray(s, dtype=np.float64).reshape(-1, 6)]
-            props = synthetic_proposals(np.unique(np.asarray(gt).reshape(-1, 6), axis=0), rng)
-        else:
-            props = self.files[scene_id]
+        props = self._scene_boxes(scene_id, box_sets, rng)
         mapped = torch.from_numpy(frame.boxes_from_scene(props)).float()
         return [None if b is None else mapped for b in box_sets]
+
+    def _scene_boxes(self, scene_id: str, box_sets: Sequence[Any], rng: np.random.Generator) -> np.ndarray:
+        """The scene's proposals [P, 6] (scene frame): its file's, or synthetic ones drawn now."""
+        if scene_id not in self.synthetic:
+            return self.files[scene_id]
+        gt = list(self.gt_boxes.get(scene_id, {}).values())
+        gt += [b for s in box_sets if s is not None for b in np.asarray(s, dtype=np.float64).reshape(-1, 6)]
+        return synthetic_proposals(np.unique(np.asarray(gt).reshape(-1, 6), axis=0), rng)
+
+    def caption_box(self, scene_id: str, gt_box: Any, rng: np.random.Generator) -> np.ndarray:
+        """The box a Scan2Cap sample names in its prompt (scene frame): the scene's proposal of highest IoU with the
+        object's GT box when that IoU reaches `CAPTION_MIN_IOU` (the box a test-time caption is counted for at
+        m@0.5), else the GT box itself (docs/DESIGN.md 'Dense captioning')."""
+        from vidllm_core.metrics.grounding import box3d_iou_matrix
+
+        gt = np.asarray(gt_box, dtype=np.float64).reshape(1, 6)
+        props = self._scene_boxes(scene_id, [gt], rng)
+        iou = box3d_iou_matrix(gt, props)[0] if len(props) else np.zeros(0)
+        return props[int(np.argmax(iou))] if len(iou) and iou.max() >= CAPTION_MIN_IOU else gt[0]
 
 
 def build_train_proposals(spec: str, scene_dirs: Sequence[Path], gt_boxes: dict[str, dict[int, np.ndarray]] | None
