@@ -218,6 +218,33 @@ def test_training_prompt_names_the_matched_proposal() -> None:
     assert float(box3d_iou(named, near)) >= 0.95 and float(box3d_iou(named, gt)) < 0.9
 
 
+def test_stage2_scan2cap_item_prompts_the_matched_proposal(scenes: SimpleNamespace, tmp_path: Path) -> None:
+    """Through `SceneClips` with `data.proposals` = a folder: the item's Scan2Cap prompt names the proposal matched
+    to the object (sizes x1.15, IoU ~0.66), not the GT box; without proposals it names the GT box."""
+    from vidllm_core.data.benchmarks import Scan2CapObject
+    from vidllm_core.training.data import SceneClips
+    from vidllm_core.training.language_samples import scan2cap_samples
+    from vidllm_core.training.proposals import build_train_proposals
+
+    (sid, boxes), = scenes.gt_boxes.items()
+    oid, gt = max(boxes.items(), key=lambda kv: min(kv[1][3:]))     # the stoutest object: sizes tell boxes apart
+    gt = np.asarray(gt)
+    grown = np.asarray([np.r_[b[:3], np.asarray(b[3:]) * 1.15] for b in boxes.values()])
+    (tmp_path / "p").mkdir()
+    np.save(tmp_path / "p" / f"{sid}.npy", grown)
+    record = Scan2CapObject(f"{sid}|{oid}|thing", sid, int(oid), "thing", ("sos a thing eos",))
+    language = {sid: scan2cap_samples(record, lambda s, o: gt, 64)}
+    sizes = {}
+    for mode in ("gt", "proposals"):
+        clips = SceneClips(scenes.scenes, [sid], frames=4, image_size=28, mode="crop", language=language,
+                           max_language_samples=1)
+        if mode == "proposals":
+            clips.proposals, _ = build_train_proposals(str(tmp_path / "p"), [scenes.scenes / sid], None)
+        sizes[mode] = np.sort(prompt_box(clips[0]["prompts"][0].prompt)[3:])
+    np.testing.assert_allclose(sizes["gt"], np.sort(gt[3:]), atol=0.006)
+    np.testing.assert_allclose(sizes["proposals"], np.sort(gt[3:] * 1.15), atol=0.006)
+
+
 # --- vidllm caption on a video ---------------------------------------------------------------------------------------
 
 def test_caption_box_point_and_every_proposal(tiny_model_dir, tiny_video, tmp_path) -> None:  # noqa: ANN001

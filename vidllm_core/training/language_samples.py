@@ -34,16 +34,16 @@ class LanguageSample:
     box_world: tuple[tuple[float, ...], ...] | None = None
     prompt_box: tuple[float, ...] | None = None
 
-    def prompt_in(self, frame: Any, box_scene: Any = None) -> Any:
+    def prompt_in(self, frame: Any, box: Any = None) -> Any:
         """The prompt of this clip: Scan2Cap names the box in `frame` (a `geometry.box_frame.BoxFrame`): the GT box
-        `prompt_box`, or `box_scene` (scene frame; the proposal matched to it when `data.proposals` is set)."""
+        `prompt_box`, or `box` (scene frame; the proposal matched to it when `data.proposals` is set)."""
         if self.prompt_box is None:
             return self.prompt
         from vidllm_core.language.prompts import scan2cap_prompt
 
-        named = self.prompt_box if box_scene is None else box_scene
-        box = frame.boxes_from_scene(np.asarray(named, dtype=np.float64).reshape(1, 6))[0]
-        return scan2cap_prompt(box=[float(v) for v in box], caption=self.prompt.target)
+        named = self.prompt_box if box is None else box
+        in_frame = frame.boxes_from_scene(np.asarray(named, dtype=np.float64).reshape(1, 6))[0]
+        return scan2cap_prompt(box=[float(v) for v in in_frame], caption=self.prompt.target)
 
 
 def _box(b: np.ndarray) -> tuple[float, ...]:
