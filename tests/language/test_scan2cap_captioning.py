@@ -245,6 +245,31 @@ def test_stage2_scan2cap_item_prompts_the_matched_proposal(scenes: SimpleNamespa
     np.testing.assert_allclose(sizes["proposals"], np.sort(gt[3:] * 1.15), atol=0.006)
 
 
+def test_gravity_aligned_box_files_are_mapped_into_the_box_frame(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """A `ground --gravity-align -o` file names its frame; its boxes are captioned at their box-frame place (exact
+    quarter-turn map), numbered by file row; a box-frame file is passed through."""
+    from vidllm_core.pipelines import language as L
+    from vidllm_core.pipelines.caption_scene import caption_scene, read_box_file
+
+    asked: list[list[float]] = []
+    monkeypatch.setattr(L, "caption", lambda model, enc, box, frame, **kw: asked.append(box)
+                        or L.Answer("q", f"thing {len(asked)}"))
+    frame = box_frame_from_scene(scannet_placement(12, 3, 130, 4))
+    rows = [[1.0, 2.0, 0.5, 0.8, 0.3, 1.2], [0, 0, 0, -1, 1, 1], [-1.0, 0.5, 1.0, 0.4, 0.6, 0.2]]
+    for name, gravity in (("gravity_aligned: z up, floor at z = 0", True), ("box frame: z up", False)):
+        path = tmp_path / "b.json"
+        path.write_text(json.dumps({"frame": {"name": name}, "boxes": [{"box": b, "score": 1} for b in rows]}))
+        got = read_box_file(path)
+        assert got.gravity_aligned is gravity and got.dropped == 1 and got.index.tolist() == [0, 2]
+        asked.clear()
+        done = caption_scene(None, None, got.boxes, index=got.index, gravity_aligned=got.gravity_aligned,
+                             frame=frame)
+        want = frame.boxes_from_scene(got.boxes) if gravity else got.boxes
+        np.testing.assert_allclose(np.asarray(asked), want)
+        assert [r["index"] for r in done.rows] == [0, 2] and done.rows[1]["caption"] == "thing 2"
+
+
 # --- vidllm caption on a video ---------------------------------------------------------------------------------------
 
 def test_caption_box_point_and_every_proposal(tiny_model_dir, tiny_video, tmp_path) -> None:  # noqa: ANN001
