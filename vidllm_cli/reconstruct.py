@@ -26,43 +26,6 @@ def resolve_model(model_dir: Optional[Path], vggt: Optional[Path]) -> Optional[P
     return model_dir if vggt is not None else resolve_default_model(model_dir)
 
 
-class _Preprocess:
-    """Preprocessing settings of the official VGGT checkpoint (load_and_preprocess_images defaults)."""
-
-    mode = "crop"
-    image_size = 518
-    patch_size = 14
-    num_frames = 32
-
-
-class _OfficialVGGTAdapter:
-    """Wrap the official-VGGT network (relative scale) so it answers `reconstruct` like VidLLM does."""
-
-    def __init__(self, net: Any) -> None:
-        self.net = net
-        self.preprocess_config = _Preprocess()
-
-    def to(self, device: str) -> "_OfficialVGGTAdapter":
-        self.net.to(device)
-        return self
-
-    def reconstruct(self, images: Any) -> Any:
-        import torch
-
-        from vidllm_core.geometry.pose_encoding import pose_encoding_to_extri_intri
-        from vidllm_core.geometry.unproject import unproject_depth_to_world
-        from vidllm_core.models.vidllm import SceneGeometry
-
-        with torch.inference_mode():
-            pred = self.net(images)
-        H, W = images.shape[-2:]
-        extrinsic, intrinsic = pose_encoding_to_extri_intri(pred["pose_enc"], (H, W))
-        depth = pred["depth"].reshape(-1, H, W)
-        extrinsic, intrinsic = extrinsic.reshape(-1, 3, 4), intrinsic.reshape(-1, 3, 3)
-        return SceneGeometry(depth, pred["depth_conf"].reshape(-1, H, W), extrinsic, intrinsic,
-                             unproject_depth_to_world(depth, extrinsic, intrinsic), scale=1.0, metric=False)
-
-
 def check_model_source(model_dir: Optional[Path], vggt: Optional[Path]) -> None:
     """Fail (one line) unless exactly one existing model source is given (no source = the shipped demo model);
     runs before any work starts."""
@@ -86,12 +49,11 @@ def load_model(model_dir: Optional[Path], vggt: Optional[Path], device: str) -> 
         return VidLLM.from_pretrained(model_dir, language=False).to(device).eval()
     try:
         from vidllm_core.convert.vggt import VGGT_1B_MODEL_CONFIG, build_from_official, load_official_checkpoint
-        from vidllm_core.geometry.pose_encoding import pose_encoding_to_extri_intri  # noqa: F401
-        from vidllm_core.geometry.unproject import unproject_depth_to_world  # noqa: F401
+        from vidllm_core.convert.vggt_adapter import OfficialVGGTAdapter
     except ImportError as exc:
         fail(f"--vggt is not available in this build ({exc.name or exc} is missing)")
     net = build_from_official(VGGT_1B_MODEL_CONFIG, load_official_checkpoint(vggt)).eval()
-    return _OfficialVGGTAdapter(net).to(device)
+    return OfficialVGGTAdapter(net).to(device)
 
 
 @contextlib.contextmanager

@@ -16,6 +16,7 @@ from tests.fixtures import TINY_A
 from tests.fixtures.tiny_a_weights import tiny_a_weights
 from vidllm_cli import reconstruct as cli_mod
 from vidllm_cli.main import app
+from vidllm_core.convert.vggt_adapter import OfficialVGGTAdapter
 from vidllm_core.export import read_ply_vertices
 from vidllm_core.models.vidllm import SceneGeometry
 
@@ -260,7 +261,7 @@ def test_official_vggt_adapter_relative_scale(monkeypatch: pytest.MonkeyPatch, m
     fixture = TINY_A
     config = json.loads((fixture / "config.json").read_text())["model"]
     net = convert.build_from_official(config, tiny_a_weights()).eval()
-    adapter = cli_mod._OfficialVGGTAdapter(net)
+    adapter = OfficialVGGTAdapter(net)
     adapter.preprocess_config = SimpleNamespace(mode="crop", image_size=56, num_frames=2)
     monkeypatch.setattr(cli_mod, "load_model", lambda *a: adapter)
     out = tmp_path / "out"
