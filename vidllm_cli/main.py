@@ -1,14 +1,58 @@
-"""The `vidllm` command: one small module per subcommand, registered here (imports stay light for --help)."""
+"""The `vidllm` command: one small module per subcommand, imported only when that subcommand runs (issue 16: a
+new process pays for what its command needs; `vidllm --help` lists the commands from the table below)."""
 
 from __future__ import annotations
 
+import importlib
+import os
 from typing import Annotated
 
 import typer
+from typer.core import TyperGroup
 
-from vidllm_cli import ask, caption, distill, eval as eval_cmd, ground, init, prepare, reconstruct, synth, train
+# name -> (module in vidllm_cli, one-line help); modules with `command` are commands, with `app` command groups.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "reconstruct": ("reconstruct", "Reconstruct a video (or image folder) into a metric, coloured point cloud."),
+    "ask": ("ask", "Answer questions about a video."),
+    "caption": ("caption", "Describe an object (by box or point) or the whole scene of a video."),
+    "ground": ("ground", "Find the 3D boxes (metres) of what a sentence refers to in a video."),
+    "init": ("init", "Write a model directory from a preset and optional public checkpoints."),
+    "synth": ("synth", "Generate synthrooms: indoor videos with exact 3D ground truth and annotations."),
+    "eval": ("eval", "Score predictions (or a model) on a benchmark with the official metric definitions."),
+    "distill": ("distill", "Stage 1: dual-teacher distillation of the encoder and Cross-Task Adapter."),
+    "train": ("train", "Stage 2: joint training of all modules."),
+    "prepare": ("prepare", "Prepare datasets (ScanNet: object boxes, axis alignment, index)."),
+}
+
+
+class LazyGroup(TyperGroup):
+    """Builds a subcommand's click command on first use, importing only its module."""
+
+    def list_commands(self, ctx: typer.Context) -> list[str]:  # type: ignore[override]
+        return list(COMMANDS)
+
+    def get_command(self, ctx: typer.Context, cmd_name: str):  # type: ignore[no-untyped-def,override]
+        if cmd_name not in self.commands and cmd_name in COMMANDS:
+            module_name, help_text = COMMANDS[cmd_name]
+            module = importlib.import_module(f"vidllm_cli.{module_name}")
+            # A throw-away parent Typer with this app's settings builds the click command, as a registration here
+            # would have (plain help text, no completion options).
+            parent = typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None)
+            if hasattr(module, "app"):
+                parent.add_typer(module.app, name=cmd_name, help=help_text)
+            else:
+                parent.command(cmd_name, help=help_text)(module.command)
+                parent.callback()(lambda: None)  # a group, so the command keeps its name
+            self.commands[cmd_name] = typer.main.get_command(parent).commands[cmd_name]
+        return self.commands.get(cmd_name)
+
+    def format_commands(self, ctx: typer.Context, formatter) -> None:  # type: ignore[no-untyped-def,override]
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, help_text) for name, (_, help_text) in COMMANDS.items()])
+
 
 app = typer.Typer(
+    cls=LazyGroup,
     name="vidllm",
     help="Vid-LLM: metric 3D reconstruction, question answering, captioning and 3D grounding from ordinary video.",
     no_args_is_help=True,
@@ -26,23 +70,28 @@ def _print_version(value: bool) -> None:
         raise typer.Exit()
 
 
+def _set_threads(value: int | None) -> int | None:
+    """Thread policy of every command that runs a model: --threads, else $VIDLLM_THREADS, else torch's default (all
+    cores). Set before torch is imported (OMP_NUM_THREADS), and on torch itself if something imported it already."""
+    threads = value if value is not None else int(os.environ.get("VIDLLM_THREADS", "0") or 0) or None
+    if threads is not None:
+        if threads < 1:
+            raise typer.BadParameter("must be >= 1")
+        os.environ["OMP_NUM_THREADS"] = str(threads)
+        import sys
+
+        if "torch" in sys.modules:
+            sys.modules["torch"].set_num_threads(threads)
+    return threads
+
+
 @app.callback()
-def _main(version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
-                                                help="Print the installed version and exit.")] = False) -> None:
+def _main(
+    version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
+                                          help="Print the installed version and exit.")] = False,
+    threads: Annotated[int | None, typer.Option(
+        "--threads", callback=_set_threads, is_eager=True, metavar="N",
+        help="CPU threads for the model (default: $VIDLLM_THREADS, else all cores). On a shared machine 1 is "
+             "often fastest.")] = None,
+) -> None:
     """The options of `vidllm` itself (before the command name)."""
-
-
-def _register(name: str, module, help_text: str) -> None:
-    app.command(name, help=help_text)(module.command)
-
-
-_register("reconstruct", reconstruct, "Reconstruct a video (or image folder) into a metric, coloured point cloud.")
-_register("ask", ask, "Answer questions about a video.")
-_register("caption", caption, "Describe an object (by box or point) or the whole scene of a video.")
-_register("ground", ground, "Find the 3D boxes (metres) of what a sentence refers to in a video.")
-_register("init", init, "Write a model directory from a preset and optional public checkpoints.")
-_register("synth", synth, "Generate synthrooms: indoor videos with exact 3D ground truth and annotations.")
-_register("eval", eval_cmd, "Score predictions (or a model) on a benchmark with the official metric definitions.")
-_register("distill", distill, "Stage 1: dual-teacher distillation of the encoder and Cross-Task Adapter.")
-_register("train", train, "Stage 2: joint training of all modules.")
-app.add_typer(prepare.app, name="prepare", help="Prepare datasets (ScanNet: object boxes, axis alignment, index).")

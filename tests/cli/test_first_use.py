@@ -28,7 +28,7 @@ def _commands() -> list[tuple[list[str], object]]:
     while todo:
         prefix, cmd = todo.pop()
         if hasattr(cmd, "commands"):  # a group (typer ships its own click classes)
-            todo += [([*prefix, name], sub) for name, sub in cmd.commands.items()]
+            todo += [([*prefix, name], cmd.get_command(None, name)) for name in cmd.list_commands(None)]  # lazy
         else:
             out.append((prefix, cmd))
     return out

@@ -21,9 +21,17 @@ def _command_callbacks(app: typer.Typer, prefix: str = "") -> dict[str, object]:
 
 
 def test_no_cli_command_is_longer_than_60_lines() -> None:
-    from vidllm_cli.main import app
+    import importlib
 
-    commands = _command_callbacks(app)
+    from vidllm_cli.main import COMMANDS  # subcommands are registered lazily (issue 16): walk the table
+
+    commands: dict[str, object] = {}
+    for name, (module_name, _) in COMMANDS.items():
+        module = importlib.import_module(f"vidllm_cli.{module_name}")
+        if hasattr(module, "command"):
+            commands[name] = module.command
+        else:
+            commands |= _command_callbacks(module.app, f"{name} ")
     assert {"reconstruct", "ask", "caption", "ground", "eval"} <= set(commands)
     lengths = {name: len(inspect.getsourcelines(fn)[0]) for name, fn in commands.items()}
     too_long = {name: n for name, n in lengths.items() if n > MAX_COMMAND_LINES}
