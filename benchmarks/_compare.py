@@ -4,7 +4,8 @@ Not in the paper: benchmark plumbing for issue 16. One worker per (config, frame
 checkout at PATH (`_official.build_official`, default init under seed 0) and ours holding the same parameters, then
 times the variants round-robin (official, ours all outputs, ours depth + cameras, [ours bf16], official, ...), so
 load changes on a shared machine hit every variant alike; each variant's time is reported as the median of its
-per-round ratio to the official call of the same round, with the spread (min-max) of those ratios.
+per-round ratio to the official call of the same round, with the spread (min-max) of those ratios, for wall time
+and for the process CPU time of the call (with 1 thread the steadier of the two on a loaded machine).
 
 Peak memory of every call: the kernel's resident high-water mark (`VmHWM`, reset before the call by writing 5 to
 /proc/self/clear_refs) minus the RSS just before the call (model and inputs resident; the previous call's outputs
@@ -84,6 +85,7 @@ def compare_one(spec: dict[str, Any]) -> dict[str, Any]:
     load_start = load_average()
     times: dict[str, list[float]] = {k: [] for k in variants}
     peaks: dict[str, list[float]] = {k: [] for k in variants}
+    cpu_times: dict[str, list[float]] = {k: [] for k in variants}
     errors: dict[str, dict[str, float]] = {}
     with torch.inference_mode():
         reference: dict[str, Any] = {}
@@ -94,9 +96,9 @@ def compare_one(spec: dict[str, Any]) -> dict[str, Any]:
                 _release_free_memory()
                 rss0 = _vm("VmRSS")
                 tracked = _reset_peak()
-                t0 = time.perf_counter()
+                c0, t0 = time.process_time(), time.perf_counter()
                 out = fn()
-                dt = time.perf_counter() - t0
+                dt, cpu = time.perf_counter() - t0, time.process_time() - c0
                 hwm = _vm("VmHWM")
                 if rnd == 0:  # accuracy from the first (warm-up) round
                     got = {k: out[k] for k in OUTPUT_KEYS if k in out}
@@ -112,15 +114,20 @@ def compare_one(spec: dict[str, Any]) -> dict[str, Any]:
                 del out
                 if rnd >= spec["warmup"]:
                     times[name].append(dt)
+                    cpu_times[name].append(cpu)
                     if tracked and rss0 is not None and hwm is not None:
                         peaks[name].append(hwm - rss0)
     ratios = {k: [t / o for t, o in zip(v, times["official"], strict=True)] for k, v in times.items()}
+    cpu_ratios = {k: [t / o for t, o in zip(v, cpu_times["official"], strict=True)] for k, v in cpu_times.items()}
     return {
         "config": spec["config"], "frames": spec["frames"], "size": size, "threads": torch.get_num_threads(),
         "repeats": spec["repeats"], "warmup": spec["warmup"],
         "times_s": times, "median_s": {k: median(v) for k, v in times.items()},
         "ratio_median": {k: median(v) for k, v in ratios.items()},
         "ratio_min": {k: min(v) for k, v in ratios.items()}, "ratio_max": {k: max(v) for k, v in ratios.items()},
+        "cpu_times_s": cpu_times, "cpu_ratio_median": {k: median(v) for k, v in cpu_ratios.items()},
+        "cpu_ratio_min": {k: min(v) for k, v in cpu_ratios.items()},
+        "cpu_ratio_max": {k: max(v) for k, v in cpu_ratios.items()},
         "peak_mb": {k: median(v) if v else None for k, v in peaks.items()},
         "errors": errors, "load_average_start": load_start, "load_average_end": load_average(),
     }
@@ -128,9 +135,9 @@ def compare_one(spec: dict[str, Any]) -> dict[str, Any]:
 
 def print_compare(rows: list[dict[str, Any]]) -> None:
     """Markdown tables (paste into RESULTS.md)."""
-    print("| config | frames | variant | median s | time / official (median, min-max) | peak MB (median) | "
-          "worst rel. error per output |")
-    print("|---|---|---|---|---|---|---|")
+    print("| config | frames | variant | median s | wall / official (median, min-max) | CPU / official (median, "
+          "min-max) | peak MB (median) | worst rel. error per output |")
+    print("|---|---|---|---|---|---|---|---|")
     for r in rows:
         if "error" in r:
             print(f"| {r['config']} | {r['frames']} | failed: {r['error']} |")
@@ -140,5 +147,6 @@ def print_compare(rows: list[dict[str, Any]]) -> None:
             err = ", ".join(f"{k} {v:.1e}" for k, v in errs.items()) or "reference"
             peak = r["peak_mb"][name]
             print(f"| {r['config']} | {r['frames']} | {name} | {t:.2f} | {r['ratio_median'][name]:.3f} "
-                  f"({r['ratio_min'][name]:.2f}-{r['ratio_max'][name]:.2f}) | "
+                  f"({r['ratio_min'][name]:.2f}-{r['ratio_max'][name]:.2f}) | {r['cpu_ratio_median'][name]:.3f} "
+                  f"({r['cpu_ratio_min'][name]:.2f}-{r['cpu_ratio_max'][name]:.2f}) | "
                   f"{'-' if peak is None else f'{peak:.0f}'} | {err} |")
