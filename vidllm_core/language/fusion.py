@@ -25,8 +25,6 @@ from vidllm_core.errors import PICKLE_REFUSED, CheckpointError, ConfigError, Dat
 from vidllm_core.heads.grounding import GroundingHead, GroundingOutput, select_boxes
 from vidllm_core.language.prompts import TaskPrompt, chat_text
 from vidllm_core.language.tokenizer import GROUND, SCENE, ensure_special_tokens, load_tokenizer
-from vidllm_core.losses.grounding import grounding_loss, proposal_loss
-from vidllm_core.losses.language import IGNORE_INDEX, answer_cross_entropy, mask_prompt_labels
 
 __all__ = ["SceneLanguageModel", "SceneBatch", "PromptLike"]
 
@@ -192,6 +190,8 @@ class SceneLanguageModel(nn.Module):
             embeds = torch.where(is_scene[..., None], gathered, embeds)
         labels = None
         if targets is not None:
+            from vidllm_core.losses.language import IGNORE_INDEX, mask_prompt_labels  # training only (cold start)
+
             starts = torch.tensor([o + n for o, n in zip(offsets, prompt_lens)], device=dev)
             labels = mask_prompt_labels(input_ids, starts, self.pad_id, attention_mask=attention)
             if padding_side == "left":  # mask_prompt_labels masks [0, start): the left padding is in there too
@@ -215,6 +215,9 @@ class SceneLanguageModel(nn.Module):
         compares its Q boxes with `gt_boxes[b]` ([G_b, 6], G_b may be 0). With `proposals` (B tensors [P_b, 6]),
         `losses.grounding.proposal_loss` is added (cross-entropy towards each GT box's best-IoU proposal).
         """
+        from vidllm_core.losses.grounding import grounding_loss, proposal_loss  # training only: keeps scipy and
+        from vidllm_core.losses.language import answer_cross_entropy  # the losses out of `vidllm ask` (issue 16)
+
         targets = _targets(prompts, targets)
         if any(t is None for t in targets):
             raise ValueError("every training prompt needs a target")
