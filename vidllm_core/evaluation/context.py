@@ -36,6 +36,7 @@ class EvalContext:
     model_variant: str | None = None         # a model baseline (e.g. "no-alignment"), None = the model as is
     prepared_dir: Path | None = None         # `vidllm prepare scannet` output: GT boxes and axis alignments
     allow_missing_alignment: bool = False    # identity for a scene without axis alignment (noted in metrics.json)
+    answer_batch_size: int | None = None     # QA questions of a scene answered together; None = the library default
     _models: dict[str, Any] = field(default_factory=dict)
     _gt: dict[str, dict[int, np.ndarray]] | None = None
     _gt_scene_cache: dict[str, dict[int, np.ndarray]] = field(default_factory=dict)

@@ -125,7 +125,10 @@ def prepare_run(task: str, model_dir: Path, out_dir: Path, items: Sequence[Any],
     ctx.predictions_dir = Path(out_dir) / PREDICTIONS_SUBDIR
     ctx.predictions_dir.mkdir(parents=True, exist_ok=True)
     _guard_resume(ctx.predictions_dir, run_signature(task, model_dir, ctx))
-    return scene_order(items)
+    ordered = scene_order(items)
+    ctx.cached("language-run-order", list)[:] = ordered   # `qa_batch` looks ahead in it
+    ctx.cached("language-run-index", dict).update({it.uid: k for k, it in enumerate(ordered)})
+    return ordered
 
 
 # --- one scene ---------------------------------------------------------------------------------------------------
@@ -216,14 +219,10 @@ def predict_record(task: str, model_dir: Path, record: Any, ctx: EvalContext) ->
                 if task in BOX_TASKS else ""))
 
     if task in ("scanqa", "sqa3d"):
-        situation = record.situation if task == "sqa3d" else None
-        try:
-            answer = L.ask(model, enc, [record.question], situation=situation,
-                           max_new_tokens=QA_MAX_NEW_TOKENS, seed=ctx.seed)[0].answer
-        except DataError:   # an empty question: nothing to ask; answered "" (scored as wrong)
-            ctx.note("some questions are empty; answered with an empty string")
-            answer = ""
-        return {"answer": answer}
+        answers: dict[str, str] = ctx.cached("qa-answers", dict)
+        if record.uid not in answers:
+            answers.update(answer_questions(task, model, enc, qa_batch(record, ctx), ctx))
+        return {"answer": answers.pop(record.uid)}
 
     if task in PROPOSAL_TASKS:
         ctx.note(grounding_mode(task, ctx.proposals_dir is not None))
@@ -256,6 +255,46 @@ def predict_record(task: str, model_dir: Path, record: Any, ctx: EvalContext) ->
     gt = np.asarray([ctx.gt_box(record.scene_id, o) for o in candidates], dtype=np.float64).reshape(-1, 6)
     oid, iou = pick_object(pred[0] if len(pred) else None, candidates, gt)
     return {"object_id": oid, "iou": iou}
+
+
+def qa_batch(record: Any, ctx: EvalContext) -> list[Any]:
+    """`record` and the records after it in the run order (`prepare_run`) of the same scene, up to
+    `ctx.answer_batch_size` (default `pipelines.language.ANSWER_BATCH_SIZE`): the questions answered together. The
+    records a resumed run already wrote come before the first one it asks (the file is written in run order), so
+    they are not asked again."""
+    from vidllm_core.pipelines.language import ANSWER_BATCH_SIZE
+
+    order: list[Any] = ctx.cached("language-run-order", list)
+    start = ctx.cached("language-run-index", dict).get(record.uid)
+    if start is None:   # a record outside the prepared run: answered alone
+        return [record]
+    batch = []
+    for it in order[start:start + (ctx.answer_batch_size or ANSWER_BATCH_SIZE)]:
+        if it.scene_id != record.scene_id:
+            break
+        batch.append(it)
+    return batch
+
+
+def answer_questions(task: str, model: Any, enc: Any, records: Sequence[Any], ctx: EvalContext) -> dict[str, str]:
+    """uid -> greedy answer for ScanQA / SQA3D records of one scene, generated together (`answer_prompts`: the same
+    answers as one at a time). An empty question is not asked: it is answered "" (scored as wrong) and noted."""
+    from vidllm_core.language import prompts as P
+    from vidllm_core.pipelines import language as L
+
+    tok, limit = model.language.tokenizer, model.language.max_question_tokens
+    answers: dict[str, str] = {}
+    prompts: dict[str, Any] = {}
+    for r in records:
+        try:
+            prompts[r.uid] = (P.sqa3d_prompt(r.situation, r.question, tokenizer=tok, max_question_tokens=limit)
+                              if task == "sqa3d" else P.scanqa_prompt(r.question, tokenizer=tok,
+                                                                       max_question_tokens=limit))
+        except DataError:   # an empty question (or situation): nothing to ask
+            ctx.note("some questions are empty; answered with an empty string")
+            answers[r.uid] = ""
+    texts = L.answer_prompts(model, enc, list(prompts.values()), max_new_tokens=QA_MAX_NEW_TOKENS, seed=ctx.seed)
+    return answers | dict(zip(prompts, texts))
 
 
 def grounding_mode(task: str, proposals: bool) -> str:
@@ -300,5 +339,5 @@ def pick_object(pred: np.ndarray | None, object_ids: Sequence[int], gt_boxes: np
     return int(ids[best]), float(iou[best])
 
 
-__all__ = ["EncodedScene", "LANGUAGE_TASKS", "encode_posed_scene", "grounding_mode", "pick_object", "predict_record",
-           "prepare_run", "scene_for", "scene_order", "to_box_frame", "to_scene_frame"]
+__all__ = ["EncodedScene", "LANGUAGE_TASKS", "answer_questions", "encode_posed_scene", "grounding_mode", "pick_object",
+           "predict_record", "prepare_run", "qa_batch", "scene_for", "scene_order", "to_box_frame", "to_scene_frame"]

@@ -20,7 +20,8 @@ from vidllm_core.geometry.unproject import confidence_mask
 from vidllm_core.language import prompts as P
 from vidllm_core.models.vidllm import SceneEncoding, VidLLM
 
-__all__ = ["Answer", "Grounding", "answer_prompts", "ask", "caption", "ground", "scene_bounds", "require_language"]
+__all__ = ["ANSWER_BATCH_SIZE", "Answer", "Grounding", "answer_prompts", "ask", "caption", "ground", "scene_bounds",
+           "require_language"]
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,11 @@ class Grounding:
     truncated: bool = False
 
 
+# Greedy answers generated together on one scene (`answer_prompts`); bounds the batch's memory (B x (3D tokens +
+# prompt) positions through the LLM).
+ANSWER_BATCH_SIZE = 16
+
+
 def require_language(model: VidLLM) -> None:
     """CheckpointError unless the model has its language branch."""
     if not model.has_language:
@@ -57,16 +63,28 @@ def _scene(enc: SceneEncoding) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor
 
 
 def answer_prompts(model: VidLLM, enc: SceneEncoding, prompts: Sequence[P.TaskPrompt], *, max_new_tokens: int = 32,
-                   temperature: float = 0.0, seed: int = 0, frame: BoxFrame | None = None) -> list[str]:
-    """Generate one answer per prompt, one prompt at a time (an answer never depends on the other prompts). With a
-    box `frame` the 3D token positions move into it first, as Stage 2 trains them (`training.stage2.vl_terms`), so
-    a location written in the prompt and the tokens share one frame."""
+                   temperature: float = 0.0, seed: int = 0, frame: BoxFrame | None = None,
+                   batch_size: int = ANSWER_BATCH_SIZE) -> list[str]:
+    """Generate one answer per prompt. Greedy answers (temperature 0) are generated `batch_size` prompts at a time
+    on the one scene (left padding, `SceneLanguageModel.generate`): the same answers as one prompt at a time
+    (tests/language/test_batched_answers.py). Sampled answers are generated one prompt at a time, each from `seed`,
+    so a sampled answer never depends on the other prompts. With a box `frame` the 3D token positions move into it
+    first, as Stage 2 trains them (`training.stage2.vl_terms`), so a location written in the prompt and the tokens
+    share one frame."""
     require_language(model)
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     tokens, xyz, mask = _scene(enc)
     if frame is not None:
         xyz = frame.points_from_world(xyz)
-    return [model.language.generate(tokens, xyz, mask, [p], max_new_tokens=max_new_tokens, temperature=temperature,
-                                    seed=seed)[0] for p in prompts]
+    step = batch_size if temperature == 0 else 1
+    answers: list[str] = []
+    for i in range(0, len(prompts), step):
+        chunk = list(prompts[i:i + step])
+        b = len(chunk)  # the scene's tokens are shared by the batch (expand: no copy)
+        answers += model.language.generate(tokens.expand(b, -1, -1), xyz.expand(b, -1, -1), mask.expand(b, -1),
+                                           chunk, max_new_tokens=max_new_tokens, temperature=temperature, seed=seed)
+    return answers
 
 
 def ask(model: VidLLM, enc: SceneEncoding, questions: Sequence[str], *, situation: str | None = None,
