@@ -11,8 +11,8 @@ from separate tools would also decode the video and write depth maps once per to
 `benchmarks/flops.py` counts the same pipelines' FLOPs, up to the paper preset.
 
 Usage: .venv/bin/python benchmarks/ask.py [--preset demo] [--repeats 3] [--threads 1] [--max-new-tokens 8]
-Each number is the median of `--repeats` runs; every path includes reading + hashing the video. The machine is
-shared, so ratios (measured in the same run) are the numbers to compare.
+Each number is the median of `--repeats` interleaved rounds (every path once per round); every path includes reading
++ hashing the video. The machine is shared, so per-round ratios (median, min-max) are the numbers to compare.
 """
 
 from __future__ import annotations
@@ -43,13 +43,22 @@ def _video(path: Path, frames: int = 48, w: int = 224, h: int = 168) -> Path:
     return path
 
 
-def _median_time(fn, repeats: int) -> float:  # noqa: ANN001
-    times = []
+def _interleaved_times(fns: dict, repeats: int) -> dict[str, list[float]]:
+    """Seconds of each path, round-robin (A, B, C, D, A, B, ...): load changes on a shared machine hit every path
+    alike, so per-round ratios are comparable (timing each path's repeats back to back swung them 0.63-1.06)."""
+    times: dict[str, list[float]] = {k: [] for k in fns}
     for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+        for name, fn in fns.items():
+            t = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t)
+    return times
+
+
+def _ratio(a: list[float], b: list[float]) -> str:
+    """Median of the per-round ratios a/b with their range."""
+    r = [x / y for x, y in zip(a, b, strict=True)]
+    return f"{statistics.median(r):.2f} ({min(r):.2f}-{max(r):.2f})"
 
 
 def main() -> None:
@@ -71,6 +80,7 @@ def main() -> None:
     from vidllm_core.language.pooling import voxel_pool
     from vidllm_core.models.build import build_model
     from vidllm_core.models.patch3d import patch_centroids
+    from vidllm_core.models.reconstruction import DEPTH_AND_CAMERAS
     from vidllm_core.pipelines.language import ask
     from vidllm_core.pipelines.vision_pass import run_vision_pass
 
@@ -115,7 +125,7 @@ def main() -> None:
             clip = open_frame_source(video).read(n)
             images = preprocess_images(list(clip.images), mode=config.input.mode, target_size=config.input.image_size,
                                        patch_size=enc_cfg.patch_size)
-            out = vggt(images.unsqueeze(0))  # 1. the reconstruction model: relative depth + cameras
+            out = vggt(images.unsqueeze(0), outputs=DEPTH_AND_CAMERAS)  # 1. reconstruction: depth + cameras
             x = (images - model.image_mean) / model.image_std
             if metric:  # 2. the metric-depth model over the same frames; its depth scales the reconstruction
                 grid = (images.shape[-2] // enc_cfg.patch_size, images.shape[-1] // enc_cfg.patch_size)
@@ -133,10 +143,11 @@ def main() -> None:
 
         concatenation(True)  # warm-up (allocator, first-call overheads) for every path
         joint_first()
-        t_first = _median_time(joint_first, args.repeats)
-        t_cached = _median_time(joint_cached, args.repeats)
-        t_concat = _median_time(lambda: concatenation(False), args.repeats)
-        t_dagger = _median_time(lambda: concatenation(True), args.repeats)
+        runs = _interleaved_times({"first": joint_first, "cached": joint_cached,
+                                   "concat": lambda: concatenation(False), "dagger": lambda: concatenation(True)},
+                                  args.repeats)
+        t_first, t_cached, t_concat, t_dagger = (statistics.median(runs[k]) for k in ("first", "cached", "concat",
+                                                                                      "dagger"))
     import shutil
 
     shutil.rmtree(model_dir, ignore_errors=True)
@@ -144,16 +155,16 @@ def main() -> None:
     params = sum(p.numel() for p in model.parameters()) / 1e6
     print(f"preset {args.preset}: {n} frames at {config.input.image_size} px, {params:.1f} M parameters, "
           f"token budget {lang.token_budget}, {args.max_new_tokens} new tokens, {args.threads} thread(s), "
-          f"median of {args.repeats}")
+          f"median of {args.repeats} interleaved rounds (ratio: median of per-round ratios, min-max)")
     print("| path | latency | ratio |")
     print("|---|---|---|")
     print(f"| joint, first question (vision pass + LLM) | {t_first:.2f} s | 1.00 |")
-    print(f"| joint, cached follow-up (cache read + LLM) | {t_cached:.2f} s | {t_cached / t_first:.3f} "
-          f"(first / cached = {t_first / t_cached:.1f}x) |")
+    print(f"| joint, cached follow-up (cache read + LLM) | {t_cached:.2f} s | "
+          f"first / cached = {_ratio(runs['first'], runs['cached'])} |")
     print(f"| concatenation (reconstruction model + 3D LLM with its own encoder) | {t_concat:.2f} s | "
-          f"joint / concatenation = {t_first / t_concat:.2f} |")
+          f"joint / concatenation = {_ratio(runs['first'], runs['concat'])} |")
     print(f"| concatenation-dagger (+ standalone metric-depth model, scale alignment) | {t_dagger:.2f} s | "
-          f"joint / concatenation-dagger = {t_first / t_dagger:.2f} |")
+          f"joint / concatenation-dagger = {_ratio(runs['first'], runs['dagger'])} |")
 
 
 if __name__ == "__main__":
