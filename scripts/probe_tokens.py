@@ -101,7 +101,7 @@ def scene_features(model: VidLLM, scene_dir: Path, num_frames: int, teachers: di
     centres = {i: (world_to_cam0 @ np.r_[_centre(o), 1.0])[:3] for i, o in objects.items()}
     counts = Counter(o["category"] for o in meta["objects"])
     result = {"levels": levels, "objects": objects, "centres": centres, "counts": counts, "count_states": None}
-    lang = model.language
+    lang = getattr(model, "language", None)
     if lang is None:  # a vision-only model (e.g. a Stage-1 output without LLM): no LLM levels
         return result
     # the LLM's hidden state at the scene tokens of a neutral prompt
