@@ -27,8 +27,30 @@ def _annotations(synth: Path, task: str) -> list[Path]:
             ann / "v1_balanced_sqa_annotations_train_scannetv2.json"]
 
 
-def run_once(task: str, model: Path, synth: Path, batch: int, out: Path) -> tuple[float, int, dict]:
-    """(seconds of the model run, questions, uid -> answer)."""
+class Timed:
+    """Wraps `owner.name` (a function) and adds up the seconds spent in it."""
+
+    def __init__(self, owner: object, name: str) -> None:
+        self.owner, self.name, self.real, self.seconds = owner, name, getattr(owner, name), 0.0
+
+    def __enter__(self) -> "Timed":
+        def timed(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+            t = time.perf_counter()
+            try:
+                return self.real(*args, **kwargs)
+            finally:
+                self.seconds += time.perf_counter() - t
+
+        setattr(self.owner, self.name, timed)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        setattr(self.owner, self.name, self.real)
+
+
+def run_once(task: str, model: Path, synth: Path, batch: int, out: Path) -> tuple[dict[str, float], int, dict]:
+    """({"total", "vision", "fsync"} seconds of the model run, questions, uid -> answer)."""
+    from vidllm_core.evaluation import language_hooks, predictions
     from vidllm_core.evaluation import run as ev
     from vidllm_core.evaluation.context import EvalContext
     from vidllm_core.evaluation.tasks import get_task
@@ -38,9 +60,11 @@ def run_once(task: str, model: Path, synth: Path, batch: int, out: Path) -> tupl
     ctx = EvalContext(scenes_dir=synth / "posed_images", all_records=records, allow_missing_alignment=True,
                       answer_batch_size=batch)
     items = spec.prepare(model, out, records, ctx)       # loads the model (not timed)
-    t = time.perf_counter()
-    preds, _, _ = ev.model_predictions(spec, model, items, out, ctx)
-    return time.perf_counter() - t, len(items), preds
+    with Timed(language_hooks, "encode_posed_scene") as vision, Timed(predictions.os, "fsync") as sync:
+        t = time.perf_counter()
+        preds, _, _ = ev.model_predictions(spec, model, items, out, ctx)
+        total = time.perf_counter() - t
+    return {"total": total, "vision": vision.seconds, "fsync": sync.seconds}, len(items), preds
 
 
 def main() -> None:
@@ -56,7 +80,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     model = args.model or default_model_dir()
-    times: dict[int, list[float]] = {b: [] for b in args.batch}
+    times: dict[int, list[dict[str, float]]] = {b: [] for b in args.batch}
     answers: dict[int, dict] = {}
     n = 0
     with tempfile.TemporaryDirectory() as tmp:
@@ -67,11 +91,15 @@ def main() -> None:
                 answers.setdefault(b, preds)
     ref = answers[args.batch[0]]
     print(f"{args.task}: {n} questions, {args.repeats} interleaved repeats, {args.threads} thread(s)")
+    base = statistics.median(t["total"] for t in times[args.batch[0]])
     for b in args.batch:
-        med = statistics.median(times[b])
+        total = [t["total"] for t in times[b]]
+        med = statistics.median(total)
+        part = {k: statistics.median(t[k] for t in times[b]) for k in ("vision", "fsync")}
         same = "same answers" if answers[b] == ref else "ANSWERS DIFFER"
-        print(f"batch {b:3d}: median {med:.2f} s ({min(times[b]):.2f}-{max(times[b]):.2f}) = {n / med:.1f} "
-              f"questions/s, x{statistics.median(times[args.batch[0]]) / med:.2f} vs batch {args.batch[0]}; {same}")
+        print(f"batch {b:3d}: median {med:.2f} s ({min(total):.2f}-{max(total):.2f}) = {n / med:.1f} questions/s, "
+              f"x{base / med:.2f} vs batch {args.batch[0]}; of it vision passes {part['vision']:.2f} s, fsync "
+              f"{part['fsync']:.2f} s, answers + rest {med - part['vision'] - part['fsync']:.2f} s; {same}")
 
 
 if __name__ == "__main__":
