@@ -121,3 +121,13 @@ def test_training_path_has_gradients(model: VGGTReconstruction, images: torch.Te
     (out["depth"].mean() + out["pose_enc"].mean()).backward()
     assert m.depth_head.scratch.refinenet1.out_conv.weight.grad is not None
     assert m.point_head.projects[0].weight.grad is None
+
+
+def test_separable_uv_embedding_adds_the_official_map_bit_for_bit() -> None:
+    from vidllm_core.heads.dpt import add_uv_pos_embed, grid_sincos_embed, uv_grid
+
+    x = torch.randn(3, 16, 7, 9)
+    official = x + (grid_sincos_embed(uv_grid(9, 7, 56 / 42), 16) * 0.1).permute(2, 0, 1)[None]
+    with torch.inference_mode():
+        assert torch.equal(add_uv_pos_embed(x.clone(), 56, 42, cache={}), official)
+    assert torch.equal(add_uv_pos_embed(x.clone(), 56, 42), official)

@@ -44,10 +44,19 @@ def grid_sincos_embed(grid: torch.Tensor, dim: int, omega_0: float = 100.0) -> t
 
 
 def uv_pos_embed(c: int, h: int, w: int, image_w: int, image_h: int, ratio: float = 0.1,
-                 device: torch.device | None = None) -> torch.Tensor:
-    """``ratio`` * the sin-cos embedding of the normalised uv grid of an ``h x w`` map, ``[1, c, h, w]`` float32."""
-    emb = grid_sincos_embed(uv_grid(w, h, image_w / image_h, device=device), c) * ratio
-    return emb.permute(2, 0, 1)[None]
+                 device: torch.device | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """``ratio`` * the sin-cos embedding of the normalised uv grid of an ``h x w`` map, in its separable form.
+
+    The first ``c/2`` channels embed x (constant down a column), the last ``c/2`` embed y (constant along a row), so
+    the ``[c, h, w]`` map of :func:`grid_sincos_embed` is ``cat(ex.expand, ey.expand)`` with the same float32 values.
+
+    Returns:
+        ``(ex [1, c/2, 1, w], ey [1, c/2, h, 1])`` float32.
+    """
+    grid = uv_grid(w, h, image_w / image_h, device=device)
+    ex = _sincos(grid[0, :, 0], c // 2, 100.0) * ratio  # [w, c/2]
+    ey = _sincos(grid[:, 0, 1], c // 2, 100.0) * ratio  # [h, c/2]
+    return ex.t()[None, :, None, :], ey.t()[None, :, :, None]
 
 
 def add_uv_pos_embed(
@@ -55,17 +64,24 @@ def add_uv_pos_embed(
 ) -> torch.Tensor:
     """Add ``ratio`` * the sin-cos embedding of the normalised uv grid to ``x [N, C, h, w]``.
 
-    ``cache`` (a dict the caller keeps for one forward) reuses the embedding across frame chunks; without autograd
-    the add is in place (``x`` is a fresh activation of the head in every call site).
+    The embedding is added in its separable form (:func:`uv_pos_embed`: never a full ``[C, h, w]`` map; the sums are
+    the official ones bit for bit); ``cache`` (a dict the caller keeps for one forward) reuses it across frame chunks
+    and heads. Without autograd the add is in place (``x`` is a fresh activation of the head at every call site).
     """
     _, c, h, w = x.shape
     key = (c, h, w, image_w, image_h, ratio, x.device, x.dtype)
     emb = None if cache is None else cache.get(key)
     if emb is None:
-        emb = uv_pos_embed(c, h, w, image_w, image_h, ratio, x.device).to(x.dtype)
+        emb = tuple(e.to(x.dtype) for e in uv_pos_embed(c, h, w, image_w, image_h, ratio, x.device))
         if cache is not None:
             cache[key] = emb
-    return x.add_(emb) if not torch.is_grad_enabled() else x + emb
+    ex, ey = emb
+    half = c // 2
+    if torch.is_grad_enabled():
+        return torch.cat((x[:, :half] + ex, x[:, half:] + ey), dim=1)
+    x[:, :half].add_(ex)
+    x[:, half:].add_(ey)
+    return x
 
 
 def conv1x1(conv: nn.Conv2d, x: torch.Tensor, grid_hw: tuple[int, int] | None = None) -> torch.Tensor:
