@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "distill": ("distill", "Stage 1: dual-teacher distillation of the encoder and Cross-Task Adapter."),
     "train": ("train", "Stage 2: joint training of all modules."),
     "prepare": ("prepare", "Prepare datasets (ScanNet: object boxes, axis alignment, index)."),
+    "serve": ("serve", "Keep the model loaded in one process and answer many `ask` calls quickly (shell scripts)."),
 }
 
 
