@@ -140,6 +140,8 @@ class _Handler(socketserver.StreamRequestHandler):
 
 
 class _Server(socketserver.UnixStreamServer):
+    request_queue_size = 128   # clients wait in the listen backlog while one request runs (scripts run in parallel)
+
     def __init__(self, path: Path, service: AskService) -> None:
         self.service, self.stop_requested = service, False
         super().__init__(str(path), _Handler)

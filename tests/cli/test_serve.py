@@ -63,6 +63,16 @@ def test_answers_equal_in_process_ask(model, server) -> None:  # noqa: ANN001
     assert again["cached"] is True and again["answers"][0] == first["answers"][0]   # scene kept in memory
 
 
+def test_parallel_clients_wait_their_turn(server) -> None:  # noqa: ANN001
+    """Scripts run clients in parallel (xargs -P): they queue in the listen backlog, one request at a time."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    payload = {"video": str(ROOM), "questions": QUESTIONS[:1]}
+    with ThreadPoolExecutor(12) as pool:
+        answers = list(pool.map(lambda _: request(server.path, payload)["answers"][0]["answer"], range(12)))
+    assert len(answers) == 12 and len(set(answers)) == 1
+
+
 def test_bad_requests_are_one_line_and_the_server_goes_on(server) -> None:  # noqa: ANN001
     with pytest.raises(ServerError, match="video not found"):
         request(server.path, {"video": "/no/such/video.mp4", "questions": ["x"]})
