@@ -27,6 +27,7 @@ __all__ = ["AskService", "ServerError", "default_socket", "request", "serve"]
 
 SCENES_IN_MEMORY = 4   # encoded scenes kept by the server (LRU), beside the on-disk scene cache
 MAX_REQUEST_BYTES = 1 << 20
+MAX_SOCKET_PATH = 107  # bytes: sun_path holds 108 with the terminating NUL (Linux)
 
 
 class ServerError(VidLLMError):
@@ -161,6 +162,9 @@ def serve(path: str | os.PathLike, service: AskService, ready: Any = None) -> No
     request or KeyboardInterrupt; the socket file is removed on the way out. A socket file left by a dead server is
     replaced; a live server at `path` is refused (DataError). `ready()` is called once listening."""
     path = Path(path)
+    if len(os.fsencode(path)) > MAX_SOCKET_PATH:
+        raise DataError(f"socket path too long for a Unix socket ({len(os.fsencode(path))} > {MAX_SOCKET_PATH} "
+                        f"bytes): {path}")
     if path.exists() or path.is_symlink():
         if not stat.S_ISSOCK(path.lstat().st_mode):
             raise DataError(f"{path} exists and is not a socket: give another --socket")

@@ -121,6 +121,8 @@ def test_second_server_refused_dead_socket_replaced_file_kept(server, model, tmp
     with pytest.raises(DataError, match="not a socket"):
         serve(not_a_socket, AskService(model))
     assert not_a_socket.read_text() == "keep me"
+    with pytest.raises(DataError, match="too long"):
+        serve(tmp_path / ("x" * 120) / "s.sock", AskService(model))
 
 
 def test_client_imports_no_torch() -> None:
