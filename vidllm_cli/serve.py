@@ -45,8 +45,9 @@ def start(
         fail("give either --cache-dir or --no-cache, not both")
     path = _socket(socket_path)
     with user_errors():
-        from vidllm_core.serve import AskService, serve
+        from vidllm_core.serve import AskService, check_socket_path, serve
 
+        check_socket_path(path)   # before the model loads
         service = AskService(load_language_model(model, device), open_cache(cache_dir, no_cache), device)
         serve(path, service, ready=lambda: console.print(f"vidllm server ready at {path}", highlight=False))
 

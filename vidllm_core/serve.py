@@ -23,7 +23,7 @@ from typing import Any
 
 from vidllm_core.errors import DataError, VidLLMError
 
-__all__ = ["AskService", "ServerError", "default_socket", "request", "serve"]
+__all__ = ["AskService", "ServerError", "check_socket_path", "default_socket", "request", "serve"]
 
 SCENES_IN_MEMORY = 4   # encoded scenes kept by the server (LRU), beside the on-disk scene cache
 MAX_REQUEST_BYTES = 1 << 20
@@ -157,10 +157,9 @@ def _listening(path: Path) -> bool:
     return True
 
 
-def serve(path: str | os.PathLike, service: AskService, ready: Any = None) -> None:
-    """Listen at `path` (one request at a time: the model is not shared between threads) until a {"stop": true}
-    request or KeyboardInterrupt; the socket file is removed on the way out. A socket file left by a dead server is
-    replaced; a live server at `path` is refused (DataError). `ready()` is called once listening."""
+def check_socket_path(path: str | os.PathLike) -> Path:
+    """DataError (one line) unless a server can listen at `path`: short enough, and free or a dead server's socket
+    (checked before the model loads)."""
     path = Path(path)
     if len(os.fsencode(path)) > MAX_SOCKET_PATH:
         raise DataError(f"socket path too long for a Unix socket ({len(os.fsencode(path))} > {MAX_SOCKET_PATH} "
@@ -170,6 +169,15 @@ def serve(path: str | os.PathLike, service: AskService, ready: Any = None) -> No
             raise DataError(f"{path} exists and is not a socket: give another --socket")
         if _listening(path):
             raise DataError(f"a vidllm server is already listening at {path}")
+    return path
+
+
+def serve(path: str | os.PathLike, service: AskService, ready: Any = None) -> None:
+    """Listen at `path` (one request at a time: the model is not shared between threads) until a {"stop": true}
+    request or KeyboardInterrupt; the socket file is removed on the way out. A socket file left by a dead server is
+    replaced; a live server at `path` is refused (DataError). `ready()` is called once listening."""
+    path = check_socket_path(path)
+    if path.exists() or path.is_symlink():
         path.unlink()   # left by a server that died
     path.parent.mkdir(parents=True, exist_ok=True)
     server = _Server(path, service)
