@@ -81,9 +81,28 @@ def test_random_llms_batched_equal_one_at_a_time(make_model, token_dim: int, kin
                                           "What color is the table next to the window? Describe the scene.")]
     one = [lm.generate(tokens, xyz, mask, [p], max_new_tokens=12)[0] for p in prompts]
     b = len(prompts)
-    many = lm.generate(tokens.expand(b, -1, -1), xyz.expand(b, -1, -1), mask.expand(b, -1), prompts,
-                       max_new_tokens=12)
+    shared: list = []
+    real = SceneLanguageModel._shared_prefix_inputs
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(SceneLanguageModel, "_shared_prefix_inputs", lambda self, batch: shared.append(
+            real(self, batch)) or shared[-1])
+        many = lm.generate(tokens.expand(b, -1, -1), xyz.expand(b, -1, -1), mask.expand(b, -1), prompts,
+                           max_new_tokens=12)
     assert many == one and all(one)
+    cache = shared[0]["cache"] if "cache" in shared[0] else shared[0]["past_key_values"]
+    assert cache.get_seq_length() >= 7   # the prefix shared by the rows: chat start + the 7 real 3D tokens
+
+
+def test_rows_of_different_scenes_share_no_3d_tokens(make_model, token_dim: int) -> None:  # noqa: ANN001
+    """Two scenes in one batch: only their common chat start may be shared, the answers stay one-at-a-time's."""
+    lm = make_model("qwen2")
+    gen = torch.Generator().manual_seed(2)
+    tokens, xyz = torch.randn(2, 6, token_dim, generator=gen), torch.randn(2, 6, 3, generator=gen)
+    mask = torch.ones(2, 6, dtype=torch.bool)
+    prompts = ["<scene>\nHow many chairs are in the room?"] * 2
+    one = [lm.generate(tokens[i:i + 1], xyz[i:i + 1], mask[i:i + 1], [prompts[i]], max_new_tokens=8)[0]
+           for i in range(2)]
+    assert lm.generate(tokens, xyz, mask, prompts, max_new_tokens=8) == one
 
 
 def test_sampled_answers_stay_one_prompt_at_a_time(model, encoding, generate_calls) -> None:  # noqa: ANN001

@@ -10,6 +10,7 @@ Named dimensions: B batch, N raw 3D tokens, M pooled tokens, C token width, D LL
 
 from __future__ import annotations
 
+import inspect
 import pickle
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -291,12 +292,45 @@ class SceneLanguageModel(nn.Module):
                                       if sample else {}))
         dev = batch.inputs_embeds.device
         fork = [dev.index if dev.index is not None else torch.cuda.current_device()] if dev.type == "cuda" else []
+        inputs = (self._shared_prefix_inputs(batch) if not sample else None) or \
+            {"inputs_embeds": batch.inputs_embeds, "attention_mask": batch.attention_mask}
         with torch.random.fork_rng(devices=fork):
             torch.manual_seed(seed)
-            out = self.llm.generate(inputs_embeds=batch.inputs_embeds, attention_mask=batch.attention_mask,
-                                    generation_config=gen_cfg)
-        # from inputs_embeds alone, generate returns only the new tokens
+            out = self.llm.generate(**inputs, generation_config=gen_cfg)
+        # from inputs_embeds (+ a prefix cache), generate returns only the new tokens
         return [t.strip() for t in self.tokenizer.batch_decode(out, skip_special_tokens=True)]
+
+    def _shared_prefix_inputs(self, batch: SceneBatch) -> dict[str, object] | None:
+        """`generate` inputs for a batch whose rows start with the same embeddings (the questions of one scene: chat
+        prefix + its 3D tokens): that prefix runs through the LLM once and its key/value cache is shared by every
+        row; each row's own tokens follow it after the row's padding (positions come from the attention mask, so
+        they are those of the row alone). Greedy answers equal one prompt at a time
+        (tests/language/test_batched_answers.py). None when fewer than 2 rows or no common prefix."""
+        b = batch.inputs_embeds.shape[0]
+        if b < 2:
+            return None
+        real = [batch.attention_mask[i].bool() for i in range(b)]
+        embeds = [batch.inputs_embeds[i][real[i]] for i in range(b)]
+        ids = [batch.input_ids[i][real[i]] for i in range(b)]
+        shortest = min(len(x) for x in ids) - 1   # every row keeps >= 1 token of its own to generate from
+        same = torch.ones(shortest, dtype=torch.bool, device=batch.input_ids.device)
+        for i in range(1, b):
+            same &= (ids[i][:shortest] == ids[0][:shortest]) & (embeds[i][:shortest] == embeds[0][:shortest]).all(-1)
+        p = int(same.long().cumprod(0).sum()) if shortest > 0 else 0
+        if p == 0:
+            return None
+        out = self.llm(inputs_embeds=embeds[0][None, :p], use_cache=True)
+        cache = out["cache"] if "cache" in out.keys() else out["past_key_values"]   # transformers 5 / 4 names
+        cache.batch_repeat_interleave(b)
+        rest = max(len(x) for x in ids) - p
+        emb = batch.inputs_embeds.new_zeros(b, p + rest, batch.inputs_embeds.shape[-1])
+        att = batch.attention_mask.new_zeros(b, p + rest)
+        for i in range(b):
+            n = len(ids[i]) - p
+            emb[i, :p], emb[i, p + rest - n:] = embeds[i][:p], embeds[i][p:]
+            att[i, :p], att[i, p + rest - n:] = 1, 1
+        key = "cache" if "cache" in inspect.signature(self.llm.forward).parameters else "past_key_values"
+        return {"inputs_embeds": emb, "attention_mask": att, key: cache}
 
     @torch.no_grad()
     def ground_outputs(self, tokens: Tensor, xyz: Tensor, mask: Tensor,
