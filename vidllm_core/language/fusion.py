@@ -321,6 +321,8 @@ class SceneLanguageModel(nn.Module):
             return None
         out = self.llm(inputs_embeds=embeds[0][None, :p], use_cache=True)
         cache = out["cache"] if "cache" in out.keys() else out["past_key_values"]   # transformers 5 / 4 names
+        if not hasattr(cache, "batch_repeat_interleave"):   # an LLM whose cache cannot be copied per row: the
+            return None                                      # plain batch (same answers, the prefix computed B times)
         cache.batch_repeat_interleave(b)
         rest = max(len(x) for x in ids) - p
         emb = batch.inputs_embeds.new_zeros(b, p + rest, batch.inputs_embeds.shape[-1])
