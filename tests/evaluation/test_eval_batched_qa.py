@@ -30,7 +30,7 @@ def synth(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
     return SimpleNamespace(root=root, model=default_model_dir())
 
 
-def run(synth: SimpleNamespace, task: str, out: Path, batch: int | None, limit: int = 40) -> list[dict]:
+def run(synth: SimpleNamespace, task: str, out: Path, batch: int | None, limit: int = 24) -> list[dict]:
     """The `--model` run of `vidllm eval` (prepare + resumable predictions), questions of a scene `batch` at a time."""
     from vidllm_core.evaluation import run as ev
     from vidllm_core.evaluation.context import EvalContext
