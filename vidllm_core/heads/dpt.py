@@ -85,25 +85,15 @@ def add_uv_pos_embed(
 
 
 def conv1x1(conv: nn.Conv2d, x: torch.Tensor, grid_hw: tuple[int, int] | None = None) -> torch.Tensor:
-    """``conv`` (a 1x1, stride-1 Conv2d) on ``x [N, C, H, W]`` -> ``[N, out, H, W]``.
+    """``conv`` (a 1x1 Conv2d) on ``x [N, C, H, W]``, or on ``x [N, C, H*W]`` with ``grid_hw``.
 
-    With ``grid_hw``, ``x`` is ``[N, C, H*W]`` (any strides: a transposed token tensor is read in place). Without
-    autograd it runs as one ``addmm`` per image, which reads strided input without a copy (CPU torch sends 1x1
-    convolutions to its slower im2col path); with autograd or autocast it is ``conv`` itself. Same arithmetic.
+    A transposed token tensor (``tokens.transpose(1, 2)``) is viewed as a channels-last image without a copy, and
+    oneDNN keeps that layout through the head (medium config, 8 frames: depth head peak RSS 322 MB vs 472-484 MB for
+    the official code and ~575 MB for the per-image ``addmm`` this replaced, and less CPU time).
     """
     n, c = x.shape[:2]
     h, w = grid_hw if grid_hw is not None else x.shape[2:]
-    if torch.is_grad_enabled() or x.dtype != conv.weight.dtype or torch.is_autocast_enabled(x.device.type):
-        return conv(x.reshape(n, c, h, w))
-    weight = conv.weight.view(conv.out_channels, c)
-    flat = x.reshape(n, c, h * w)
-    out = flat.new_empty(n, conv.out_channels, h * w)
-    for i in range(n):
-        if conv.bias is None:
-            torch.mm(weight, flat[i], out=out[i])
-        else:
-            torch.addmm(conv.bias[:, None], weight, flat[i], out=out[i])
-    return out.view(n, conv.out_channels, h, w)
+    return conv(x.reshape(n, c, h, w))
 
 
 class ResidualConvUnit(nn.Module):
