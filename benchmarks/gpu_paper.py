@@ -4,7 +4,8 @@ Not in the paper: measurement script. On one CUDA device, with random weights (n
 
 * `vidllm-paper`: `VidLLM(VidLLMConfig.from_name("paper"))` (DINOv2-L encoder, Cross-Task Adapter, VGGT-1B-size
   aggregator and heads, metric-depth model). "joint" = `model(images)` (every output), "reconstruction" =
-  `model.reconstruct(images)` (depth + cameras only, scale alignment, unprojection: the vision pass's geometry).
+  `model.geometry(model(images, outputs=DEPTH_AND_CAMERAS))` (= `model.reconstruct`: depth + cameras only, scale
+  alignment, unprojection: the vision pass's geometry).
 * `vggt-1b`: our `VGGTReconstruction` with the official VGGT-1B shapes (`convert.vggt.VGGT_1B_MODEL_CONFIG`),
   all outputs vs `outputs=DEPTH_AND_CAMERAS`.
 
@@ -55,8 +56,8 @@ def _variants(name: str, frames: int, size: int, torch: Any) -> tuple[Any, dict[
         p = config.encoder.patch_size
         images = torch.rand(frames, 3, size, round(size * 4 / 3 / p) * p, device="cuda")
 
-        def recon() -> dict[str, Any]:
-            g = model.reconstruct(images)
+        def recon() -> dict[str, Any]:  # what `reconstruct` does (the vision pass itself stays in pipelines/)
+            g = model.geometry(model(images[None], outputs=DEPTH_AND_CAMERAS))
             return {"depth": g.depth, "world_points": g.world_points, "extrinsic": g.extrinsic}
 
         def joint() -> dict[str, Any]:
