@@ -1,4 +1,4 @@
-"""GPU benchmark of the paper-size networks (issue 16): reconstruction and joint forward time, peak memory, bf16 vs fp32.
+"""GPU benchmark of the paper-size networks (issue 16): reconstruction / joint forward time, peak memory, bf16 vs fp32.
 
 Not in the paper: measurement script. On one CUDA device, with random weights (no checkpoint is needed):
 
@@ -108,7 +108,8 @@ def measure(name: str, frames: int, size: int, repeats: int, torch: Any) -> dict
                 del out
     del model
     torch.cuda.empty_cache()
-    return {"model": name, "frames": frames, "size": size, "median_s": {k: statistics.median(v) for k, v in times.items()},
+    return {"model": name, "frames": frames, "size": size,
+            "median_s": {k: statistics.median(v) for k, v in times.items()},
             "times_s": times, "peak_mb": {k: max(v) for k, v in peaks.items()}, "bf16_errors": errors}
 
 

@@ -218,7 +218,8 @@ class VidLLM(nn.Module):
         base = enc["x_norm_patchtokens"]
         geom, lang = self.adapter(base)
         rec = self.reconstruction
-        tokens, start = rec.aggregator.forward_tokens(geom.reshape(b, s, *geom.shape[1:]), grid, rec.layers_read(outputs))
+        keep = rec.layers_read(outputs)
+        tokens, start = rec.aggregator.forward_tokens(geom.reshape(b, s, *geom.shape[1:]), grid, keep)
         out = rec.forward_heads(tokens, start, (h, w), outputs)
         if self.metric_depth is not None:
             out["metric_depth"] = self.metric_depth(enc["intermediates"], grid, (h, w)).reshape(b, s, h, w)
