@@ -13,7 +13,6 @@ from typer.testing import CliRunner
 
 from vidllm_cli.main import app
 from vidllm_core.evaluation import language_hooks
-from vidllm_core.language.fusion import SceneLanguageModel
 
 ANN = {"scanqa": ["ScanQA_v1.0_train.json"],
        "sqa3d": ["v1_balanced_questions_train_scannetv2.json", "v1_balanced_sqa_annotations_train_scannetv2.json"]}
@@ -43,19 +42,6 @@ def run(synth: SimpleNamespace, task: str, out: Path, batch: int | None, limit: 
                       answer_batch_size=batch)
     ev.model_predictions(spec, synth.model, spec.prepare(synth.model, out, items, ctx), out, ctx)
     return [json.loads(line) for line in (out / ev.PREDICTIONS_FILE).read_text().splitlines()]
-
-
-@pytest.fixture
-def generate_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    calls: list[int] = []
-    real = SceneLanguageModel.generate
-
-    def counted(self, tokens, xyz, mask, prompts, **kw):  # noqa: ANN001, ANN202
-        calls.append(len(prompts))
-        return real(self, tokens, xyz, mask, prompts, **kw)
-
-    monkeypatch.setattr(SceneLanguageModel, "generate", counted)
-    return calls
 
 
 @pytest.mark.parametrize("task", list(ANN))

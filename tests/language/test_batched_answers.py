@@ -35,20 +35,6 @@ def encoding(model):  # noqa: ANN001, ANN201 - SceneEncoding
     return run_vision_pass(model, ROOM, tokens=True, cache=None).encoding
 
 
-@pytest.fixture
-def generate_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Batch size of every `SceneLanguageModel.generate` call."""
-    calls: list[int] = []
-    real = SceneLanguageModel.generate
-
-    def counted(self, tokens, xyz, mask, prompts, **kw):  # noqa: ANN001, ANN202
-        calls.append(len(prompts))
-        return real(self, tokens, xyz, mask, prompts, **kw)
-
-    monkeypatch.setattr(SceneLanguageModel, "generate", counted)
-    return calls
-
-
 def _prompts(model: VidLLM) -> list[P.TaskPrompt]:
     tok = model.language.tokenizer
     return [P.scanqa_prompt(q, tokenizer=tok) for q in QUESTIONS] + \

@@ -4,6 +4,7 @@ recipes of tests/training, plus the one-line error check every case uses."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
 import subprocess
@@ -37,6 +38,18 @@ def one_error_line(result, *needles: str) -> str:  # noqa: ANN001 - a click Resu
 def snapshot(folder) -> dict[str, bytes]:  # noqa: ANN001 - a Path
     """Every file under `folder` (relative name -> bytes): 'nothing already written lost or changed'."""
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def disk_full_in(monkeypatch: pytest.MonkeyPatch, folder: Path) -> None:
+    """Simulated full disk for `folder`: every os.replace that lands a file in it fails with ENOSPC."""
+    real = os.replace
+
+    def full(src, dst):  # noqa: ANN001, ANN202
+        if Path(dst).parent == folder:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real(src, dst)
+
+    monkeypatch.setattr(os, "replace", full)
 
 
 @contextlib.contextmanager

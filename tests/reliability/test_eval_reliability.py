@@ -15,7 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 from tests.fixtures import BENCH
-from tests.reliability.conftest import one_error_line, snapshot
+from tests.reliability.conftest import disk_full_in, one_error_line, snapshot
 from vidllm_cli.main import app
 
 SCANQA = BENCH / "scanqa_val_sample.json"
@@ -166,14 +166,7 @@ def test_full_disk_is_one_line_and_keeps_earlier_outputs(tmp_path: Path, monkeyp
     assert evaluate("scanqa", "-a", SCANQA, "--predictions", predictions(tmp_path / "a.jsonl", {0}),
                     "-o", out).exit_code == 0
     before = snapshot(out)
-    real = os.replace
-
-    def full(src, dst):  # noqa: ANN001, ANN202
-        if Path(dst).parent == out:
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        return real(src, dst)
-
-    monkeypatch.setattr(os, "replace", full)
+    disk_full_in(monkeypatch, out)
     line = one_error_line(evaluate("scanqa", "-a", SCANQA, "--predictions", predictions(tmp_path / "b.jsonl", {1, 2}),
                                    "-o", out), "no space left on device", str(out / "predictions.jsonl"))
     assert ".predictions.jsonl." not in line

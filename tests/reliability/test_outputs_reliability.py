@@ -4,15 +4,13 @@ a full scene cache is a warning (the answer still comes)."""
 
 from __future__ import annotations
 
-import errno
 import json
-import os
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
-from tests.reliability.conftest import one_error_line, snapshot
+from tests.reliability.conftest import disk_full_in, one_error_line, snapshot
 from vidllm_cli.main import app
 
 runner = CliRunner()
@@ -55,14 +53,7 @@ def test_reconstruct_full_disk_keeps_earlier_outputs(tiny_model_dir: Path, tiny_
             tiny_model_dir]
     assert run(*args).exit_code == 0
     before = snapshot(out)
-    real = os.replace
-
-    def full(src, dst):  # noqa: ANN001, ANN202
-        if Path(dst).parent == out:
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        return real(src, dst)
-
-    monkeypatch.setattr(os, "replace", full)
+    disk_full_in(monkeypatch, out)
     line = one_error_line(run(*args, "--max-points", 100), "no space left on device")
     assert str(out) in line
     assert snapshot(out) == before  # both earlier outputs byte for byte, no temporary file left
