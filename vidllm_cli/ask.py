@@ -23,6 +23,7 @@ from vidllm_cli.scene import (
     FramesOpt,
     JsonOpt,
     MaxNewOpt,
+    MemoryOpt,
     ModelOpt,
     NoCacheOpt,
     SeedOpt,
@@ -52,6 +53,7 @@ def command(
     temperature: TempOpt = 0.0,
     seed: SeedOpt = 0,
     frames: FramesOpt = None,
+    max_memory_gb: MemoryOpt = None,
     device: DeviceOpt = "cpu",
 ) -> None:
     """Answer one or more questions about the scene in VIDEO."""
@@ -71,7 +73,7 @@ def command(
         if situation is not None:
             clean_text(situation, "situation")
         net = load_language_model(model, device)  # type: ignore[arg-type]
-        scene = encode(net, video, frames, open_cache(cache_dir, no_cache), device)
+        scene = encode(net, video, frames, open_cache(cache_dir, no_cache), device, max_memory_gb)
         options = dict(situation=situation, max_new_tokens=max_new_tokens, temperature=temperature, seed=seed)
         t = time.perf_counter()
         answers = ask(net, scene.encoding, questions, **options) if questions else []

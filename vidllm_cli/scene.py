@@ -92,12 +92,26 @@ def open_cache(cache_dir: Optional[Path], no_cache: bool) -> Any:
     return None if no_cache else SceneCache(cache_dir)
 
 
-def encode(model: Any, video: Path, frames: Optional[int], cache: Any, device: str) -> Any:
-    """`run_vision_pass` (with tokens) with a status line; prints whether the cache was used."""
+MemoryOpt = Annotated[Optional[float], typer.Option(
+    "--max-memory-gb", help="Peak memory budget of the vision pass: a long video is encoded in overlapping chunks "
+    "aligned into one scene (not cached) [default: one pass].")]
+
+
+def encode(model: Any, video: Path, frames: Optional[int], cache: Any, device: str,
+           max_memory_gb: Optional[float] = None) -> Any:
+    """`run_vision_pass` (with tokens; chunked within `max_memory_gb` when given) with a status line; prints whether
+    the cache was used."""
     from vidllm_core.pipelines.vision_pass import run_vision_pass
 
     with console.status(f"reading and encoding {video}"):
-        scene = run_vision_pass(model, video, num_frames=frames, tokens=True, cache=cache, device=device)
+        if max_memory_gb is None:
+            scene = run_vision_pass(model, video, num_frames=frames, tokens=True, cache=cache, device=device)
+        else:
+            from vidllm_core.pipelines.chunked_pass import ChunkOptions, run_chunked_vision_pass
+
+            scene, chunks = run_chunked_vision_pass(model, video, num_frames=frames, tokens=True, device=device,
+                                                    options=ChunkOptions(None, 4, max_memory_gb, "sim3"))
+            console.print(f"{len(chunks)} chunk(s) within {max_memory_gb:g} GB")
     where = "from the scene cache" if scene.cached else f"{len(scene.source_frames)} frames, vision pass " \
         f"{scene.timings.get('network_s', 0.0):.2f} s"
     console.print(f"scene: {scene.encoding.tokens.shape[0]} 3D tokens ({where})")
