@@ -103,7 +103,12 @@ def _print_version(value: bool) -> None:
 def _set_threads(value: int | None) -> int | None:
     """Thread policy of every command that runs a model: --threads, else $VIDLLM_THREADS, else torch's default (all
     cores). Set before torch is imported (OMP_NUM_THREADS), and on torch itself if something imported it already."""
-    threads = value if value is not None else int(os.environ.get("VIDLLM_THREADS", "0") or 0) or None
+    threads = value
+    if threads is None:
+        env = os.environ.get("VIDLLM_THREADS", "").strip()
+        if env and not (env.isdigit() and int(env) >= 1):
+            raise typer.BadParameter(f"VIDLLM_THREADS must be a whole number >= 1, got {env!r}")
+        threads = int(env) if env else None
     if threads is not None:
         if threads < 1:
             raise typer.BadParameter("must be >= 1")

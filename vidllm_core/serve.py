@@ -61,7 +61,10 @@ def request(path: str | os.PathLike, payload: dict[str, Any], timeout: float | N
             data += chunk
     if not data.strip():
         raise ServerError(f"the vidllm server at {path} closed the connection without an answer")
-    response = json.loads(data)
+    try:
+        response = json.loads(data)
+    except json.JSONDecodeError:
+        raise ServerError(f"the vidllm server at {path} sent an incomplete answer (did it stop mid-request?)") from None
     if "error" in response:
         raise ServerError(response["error"])
     return response

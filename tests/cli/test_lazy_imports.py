@@ -49,5 +49,10 @@ def test_threads_option_sets_the_thread_policy(monkeypatch) -> None:  # noqa: AN
         assert os.environ["OMP_NUM_THREADS"] == "1" and torch.get_num_threads() == 1
         bad = CliRunner().invoke(app, ["--threads", "0", "synth", "--help"])
         assert bad.exit_code == 2
+        for value in ("abc", "-2", "0"):  # a bad $VIDLLM_THREADS is a usage error naming it, not a traceback
+            monkeypatch.setenv("VIDLLM_THREADS", value)
+            env_bad = CliRunner().invoke(app, ["synth", "/nonexistent-dir", "--scenes", "1"])
+            assert env_bad.exit_code == 2 and "VIDLLM_THREADS" in env_bad.output, env_bad.output
+            assert env_bad.exception is None or isinstance(env_bad.exception, SystemExit)
     finally:
         torch.set_num_threads(before)

@@ -129,3 +129,27 @@ def test_client_imports_no_torch() -> None:
     code = ("import sys, vidllm_cli.main, vidllm_cli.serve, vidllm_core.serve; "
             "bad = [m for m in ('torch', 'transformers', 'numpy') if m in sys.modules]; assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+
+
+def test_a_reply_cut_mid_message_is_one_server_error() -> None:
+    """A server killed while writing its answer: the client says so in one line (no JSONDecodeError traceback)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "s.sock"
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listener.bind(str(path))
+        listener.listen(1)
+
+        def half_answer() -> None:
+            conn, _ = listener.accept()
+            conn.recv(65536)
+            conn.sendall(b'{"answers": ["1"')  # and dies
+            conn.close()
+
+        thread = threading.Thread(target=half_answer)
+        thread.start()
+        try:
+            with pytest.raises(ServerError, match="incomplete answer"):
+                request(path, {"video": "x.mp4", "questions": ["q"]}, timeout=10)
+        finally:
+            thread.join()
+            listener.close()

@@ -186,7 +186,7 @@ def _ground(model: Any, state: EncodedScene, text: str, multiple: bool,
     frame = state.box_frame()
     if proposals is None:
         res = ground(model, state.encoding, text, multiple=multiple, frame=frame)
-        return frame.boxes_to_scene(res.boxes)
+        return to_scene_frame(res.boxes, state)
     if not len(proposals):
         return np.zeros((0, 6))
     props = np.asarray(proposals, dtype=np.float64).reshape(-1, 6)
@@ -240,8 +240,7 @@ def predict_record(task: str, model_dir: Path, record: Any, ctx: EvalContext) ->
             out["box"] = [float(x) for x in target]
         box = to_box_frame(np.concatenate([target[:3], np.maximum(target[3:], MIN_BOX_SIZE)]), state)[0]
         prompt = _scan2cap_prompt(box)
-        out["caption"] = L.answer_prompts(model, enc, [prompt], max_new_tokens=CAPTION_MAX_NEW_TOKENS,
-                                          seed=ctx.seed, frame=state.box_frame())[0]
+        out["caption"] = L.answer_prompts(model, enc, [prompt], max_new_tokens=CAPTION_MAX_NEW_TOKENS, seed=ctx.seed)[0]
         return out
 
     if task in ("scanrefer", "multi3drefer"):

@@ -110,8 +110,8 @@ def run_chunked_vision_pass(model: Any, source: FrameSource | str, *, num_frames
                                 device=device)
         for key, value in scene.timings.items():
             timings[key] = timings.get(key, 0.0) + value
-        if tokens:
-            encodings.append(scene.encoding)
+        if tokens:  # only the pooled tokens: the chunk's per-pixel geometry lives on in its reconstruction alone
+            encodings.append((scene.encoding.tokens, scene.encoding.xyz))
         return scene.reconstruction
 
     rec, chunks = reconstruct_in_chunks(run_chunk, len(frames.images), chunk, options.overlap,
@@ -122,17 +122,16 @@ def run_chunked_vision_pass(model: Any, source: FrameSource | str, *, num_frames
 
 
 def merge_encodings(model: Any, encodings: list[Any], chunks: list[ChunkInfo], rec: Any, device: Any) -> Any:
-    """One `SceneEncoding`: every chunk's pooled tokens in the global world, voxel-pooled again to the budget."""
+    """One `SceneEncoding` from every chunk's (pooled tokens, positions): positions moved into the global world,
+    voxel-pooled again to the budget; its geometry is the merged reconstruction `rec`."""
     import torch
 
     from vidllm_core.language.pooling import pool_scene_tokens
     from vidllm_core.models.vidllm import SceneEncoding, SceneGeometry
 
-    if len(encodings) == 1:
-        return encodings[0]
-    xyz = [torch.as_tensor(c.transform.apply(e.xyz.double().cpu().numpy()), dtype=e.xyz.dtype, device=e.xyz.device)
-           for e, c in zip(encodings, chunks)]
-    pooled = pool_scene_tokens(torch.cat([e.tokens for e in encodings])[None], torch.cat(xyz)[None],
+    xyz = [torch.as_tensor(c.transform.apply(pos.double().cpu().numpy()), dtype=pos.dtype, device=pos.device)
+           for (_, pos), c in zip(encodings, chunks)]
+    pooled = pool_scene_tokens(torch.cat([tok for tok, _ in encodings])[None], torch.cat(xyz)[None],
                                model.config.language)
     keep = pooled.mask[0]
     geometry = SceneGeometry(*(torch.as_tensor(a, device=device) for a in (

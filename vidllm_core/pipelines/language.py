@@ -63,20 +63,17 @@ def _scene(enc: SceneEncoding) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor
 
 
 def answer_prompts(model: VidLLM, enc: SceneEncoding, prompts: Sequence[P.TaskPrompt], *, max_new_tokens: int = 32,
-                   temperature: float = 0.0, seed: int = 0, frame: BoxFrame | None = None,
-                   batch_size: int = ANSWER_BATCH_SIZE) -> list[str]:
+                   temperature: float = 0.0, seed: int = 0, batch_size: int = ANSWER_BATCH_SIZE) -> list[str]:
     """Generate one answer per prompt. Greedy answers (temperature 0) are generated `batch_size` prompts at a time
     on the one scene (left padding, `SceneLanguageModel.generate`): the same answers as one prompt at a time
     (tests/language/test_batched_answers.py). Sampled answers are generated one prompt at a time, each from `seed`,
-    so a sampled answer never depends on the other prompts. With a box `frame` the 3D token positions move into it
-    first, as Stage 2 trains them (`training.stage2.vl_terms`), so a location written in the prompt and the tokens
-    share one frame."""
+    so a sampled answer never depends on the other prompts. The text path reads no token positions beyond those
+    inside the tokens (Eq. 4, the reconstruction's frame, in training as here); a box written in a prompt is in the
+    box frame in both."""
     require_language(model)
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     tokens, xyz, mask = _scene(enc)
-    if frame is not None:
-        xyz = frame.points_from_world(xyz)
     step = batch_size if temperature == 0 else 1
     answers: list[str] = []
     for i in range(0, len(prompts), step):
@@ -136,8 +133,7 @@ def caption(model: VidLLM, enc: SceneEncoding, *, box: Sequence[float] | None = 
         prompt = P.scan2cap_prompt(box=box, point=point)
         lo, hi = scene_bounds(enc, frame=frame)
         P.check_in_scene(list(box if box is not None else point)[:3], lo, hi, margin=margin)  # type: ignore[arg-type]
-    text = answer_prompts(model, enc, [prompt], max_new_tokens=max_new_tokens, temperature=temperature, seed=seed,
-                          frame=frame)[0]
+    text = answer_prompts(model, enc, [prompt], max_new_tokens=max_new_tokens, temperature=temperature, seed=seed)[0]
     return Answer(prompt.prompt.split("\n", 1)[-1], text)
 
 

@@ -93,13 +93,6 @@ def scene_id_problem(scene_id: Any) -> str | None:
     return None
 
 
-def check_scene_id(scene_id: Any, context: str) -> str:
-    problem = scene_id_problem(scene_id)
-    if problem:
-        raise DataError(f"{context}: {problem}")
-    return scene_id
-
-
 def scene_path(scenes_dir: str | os.PathLike, scene_id: str) -> Path:
     """`scenes_dir/scene_id`, refusing ids that would leave `scenes_dir` (`../x`, absolute paths, separators)."""
     problem = scene_id_problem(scene_id)
