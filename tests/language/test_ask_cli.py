@@ -8,24 +8,12 @@ import shutil
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
+from tests.helpers.cli import invoke, one_error_line, runner
 from vidllm_cli.main import app
 from vidllm_core.models.vidllm import VidLLM
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
-runner = CliRunner()
-
-
-def invoke(*args: object):  # noqa: ANN201
-    return runner.invoke(app, [str(a) for a in args])
-
-
-def one_error_line(result, text: str) -> None:  # noqa: ANN001
-    assert result.exit_code == 2, result.output
-    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1 and text in errors[0], result.output
-    assert "Traceback" not in result.output
 
 
 def test_ask_twice_uses_one_vision_pass(tiny_model_dir, tiny_video, tmp_path, count_vision):  # noqa: ANN001

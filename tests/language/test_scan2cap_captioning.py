@@ -13,27 +13,14 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
-from typer.testing import CliRunner
 
-from vidllm_cli.main import app
+from tests.helpers.cli import invoke, one_error_line
 from vidllm_core.evaluation import language_hooks as H
 from vidllm_core.geometry.box_frame import box_frame_from_scene
 from vidllm_core.metrics.grounding import box3d_iou
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
-runner = CliRunner()
 NUM = r"-?\d+\.\d+"
-
-
-def invoke(*args: object):  # noqa: ANN201
-    return runner.invoke(app, [str(a) for a in args])
-
-
-def one_error_line(result, text: str) -> None:  # noqa: ANN001
-    assert result.exit_code == 2, result.output
-    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1 and text in errors[0], result.output
-    assert "Traceback" not in result.output
 
 
 def prompt_box(text: str) -> np.ndarray:
