@@ -13,9 +13,11 @@ def invoke(*args: object):  # noqa: ANN201 - a click Result
     return runner.invoke(app, [str(a) for a in args])
 
 
-def one_error_line(result, text: str) -> None:  # noqa: ANN001 - a click Result
-    """Exit code 2, exactly one `error:` line containing `text`, no traceback."""
-    assert result.exit_code == 2, result.output
-    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1 and text in errors[0], result.output
-    assert "Traceback" not in result.output
+def one_error_line(result, *needles: str) -> str:  # noqa: ANN001 - a click Result
+    """Exit code 2, exactly one `error: ` line on stderr containing every needle, no traceback; returns the line."""
+    assert result.exit_code == 2, (result.exit_code, result.output, result.stderr)
+    errors = [ln for ln in result.stderr.splitlines() if ln.startswith("error: ")]
+    assert len(errors) == 1 and "Traceback" not in result.stderr, result.stderr
+    for needle in needles:
+        assert needle in errors[0], errors[0]
+    return errors[0]

@@ -15,7 +15,8 @@ import pytest
 from typer.testing import CliRunner
 
 from tests.fixtures import BENCH
-from tests.reliability.conftest import disk_full_in, one_error_line, snapshot
+from tests.helpers.cli import one_error_line
+from tests.reliability.conftest import disk_full_in, snapshot
 from vidllm_cli.main import app
 
 SCANQA = BENCH / "scanqa_val_sample.json"

@@ -11,7 +11,8 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from tests.fixtures import BENCH
-from tests.reliability.conftest import fill, mounted_tmpfs, one_error_line, snapshot
+from tests.helpers.cli import one_error_line
+from tests.reliability.conftest import fill, mounted_tmpfs, snapshot
 from vidllm_cli.main import app
 
 runner = CliRunner()

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from tests.reliability.conftest import one_error_line
+from tests.helpers.cli import one_error_line
 from vidllm_cli.main import app
 
 runner = CliRunner()

@@ -32,7 +32,7 @@ def test_read_only_output_is_refused_before_work(read_only_disk: Path, tmp_path:
     from typer.testing import CliRunner
 
     from tests.fixtures import BENCH
-    from tests.reliability.conftest import one_error_line
+    from tests.helpers.cli import one_error_line
     from vidllm_cli.main import app
 
     with pytest.raises(ConfigError, match="Read-only file system"):

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from tests.reliability.conftest import disk_full_in, one_error_line, snapshot
+from tests.helpers.cli import one_error_line
+from tests.reliability.conftest import disk_full_in, snapshot
 from vidllm_cli.main import app
 
 runner = CliRunner()

@@ -7,7 +7,8 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from tests.reliability.conftest import one_error_line, snapshot
+from tests.helpers.cli import one_error_line
+from tests.reliability.conftest import snapshot
 from vidllm_cli.main import app
 
 runner = CliRunner()

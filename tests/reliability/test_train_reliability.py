@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from tests.reliability.conftest import mounted_tmpfs, one_error_line, snapshot
+from tests.helpers.cli import one_error_line
+from tests.reliability.conftest import mounted_tmpfs, snapshot
 from vidllm_cli.main import app
 
 runner = CliRunner()

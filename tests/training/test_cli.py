@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from tests.helpers.cli import one_error_line
 from vidllm_cli.main import app
 
 REPO = Path(__file__).resolve().parents[2]
@@ -20,15 +21,6 @@ REPO = Path(__file__).resolve().parents[2]
 
 def invoke(*args: object):  # noqa: ANN201
     return CliRunner().invoke(app, [str(a) for a in args])
-
-
-def one_error_line(result, *needles: str) -> str:  # noqa: ANN001
-    assert result.exit_code == 2, (result.exit_code, result.output, result.stderr)
-    errors = [ln for ln in result.stderr.splitlines() if ln.startswith("error: ")]
-    assert len(errors) == 1 and "Traceback" not in result.stderr, result.stderr
-    for n in needles:
-        assert n in errors[0], errors[0]
-    return errors[0]
 
 
 def test_cli_train_then_resume(scenes_dir: Path, make_recipe, write_recipe, tmp_path: Path) -> None:  # noqa: ANN001
